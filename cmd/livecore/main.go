@@ -1,0 +1,76 @@
+// Command livecore is the event-sourced commerce core: one binary whose
+// subcommands run the whole product (dev), its parts, and its tools.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "livecore:", err)
+		os.Exit(1)
+	}
+}
+
+type globalFlags struct {
+	logLevel  string
+	logFormat string
+}
+
+func newRootCmd() *cobra.Command {
+	var g globalFlags
+	root := &cobra.Command{
+		Use:   "livecore",
+		Short: "Event-sourced transactional commerce core",
+		Long: `livecore is the transactional core for live commerce: orders, inventory,
+payments, BNPL financing and fulfillment as event-sourced aggregates, driven by
+Temporal sagas, published to Kafka exactly once, replicated across regions.
+
+Start everything on embedded defaults with 'livecore dev' (data in ./data).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return setupLogging(g.logLevel, g.logFormat)
+		},
+	}
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("LIVECORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LIVECORE_LOG_LEVEL)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("LIVECORE_LOG_FORMAT", "text"), "log format: text or json (env LIVECORE_LOG_FORMAT)")
+	root.AddCommand(newDevCmd(), newBenchCmd())
+	return root
+}
+
+func setupLogging(level, format string) error {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
+	switch format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return fmt.Errorf("--log-format %q: want text or json", format)
+	}
+	slog.SetDefault(slog.New(h))
+	return nil
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
