@@ -1,0 +1,142 @@
+// Package projections turns the event log into SQL read models: named,
+// versioned projections over $all whose every batch of changes commits in
+// one transaction with the projection's checkpoint, so each event is applied
+// exactly once however often the projector is killed. The same SQL runs on
+// SQLite (embedded default, modernc.org/sqlite) and PostgreSQL/CockroachDB
+// (pgx): $n placeholders, INSERT ... ON CONFLICT, BIGINT and TEXT only, and
+// money as integer minor units (SQLite's NUMERIC is a float).
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/cockroach-go/v2/crdb"
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
+	_ "modernc.org/sqlite"             // driver "sqlite"
+)
+
+// Dialect names the SQL engine behind a DB.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DB is a read-model database. Queries go through the embedded *sql.DB;
+// projection writes go through InTx. On SQLite these are two pools over one
+// file (WAL lets readers run beside the single writer).
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+	w       *sql.DB
+}
+
+// OpenSQLite opens (creating) a SQLite file in WAL mode. SQLite has one
+// writer at a time, so the pool writes through one connection.
+func OpenSQLite(path string) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	return &DB{DB: r, Dialect: SQLite, w: db}, nil
+}
+
+// OpenPostgres opens a PostgreSQL or CockroachDB database by DSN.
+func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return &DB{DB: db, Dialect: Postgres, w: db}, nil
+}
+
+// InTx runs fn in a serializable transaction and commits it. On PostgreSQL a
+// serialization failure (SQLSTATE 40001), including one raised at COMMIT,
+// retries the WHOLE transaction (crdb.ExecuteCtx around a fresh BEGIN); it
+// never uses cockroach-go's savepoint helpers, which on PostgreSQL retry
+// inside the failed snapshot and swallow a commit-time failure. fn must do
+// database work only: it may run several times.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	if db.Dialect == SQLite {
+		return db.sqliteTx(ctx, fn)
+	}
+	return crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
+		tx, err := db.w.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+// sqliteTx runs fn once; a busy database (another process holding the write
+// lock past busy_timeout) is retried a few times.
+func (db *DB) sqliteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		var tx *sql.Tx
+		if tx, err = db.w.BeginTx(ctx, nil); err == nil {
+			if err = fn(tx); err == nil {
+				err = tx.Commit()
+				if err == nil {
+					return nil
+				}
+			} else {
+				_ = tx.Rollback()
+			}
+		}
+		if !isSQLiteBusy(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 50 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func isSQLiteBusy(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked"))
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.DB.Close()
+	if db.w != db.DB {
+		err = errors.Join(err, db.w.Close())
+	}
+	return err
+}
+
+// ErrNotFound is returned by read-model queries for a missing row.
+var ErrNotFound = errors.New("not found")
