@@ -119,6 +119,11 @@ func TestKilledProjectorAppliesEachEventOnce(t *testing.T) {
 	total := appendN(t, store, 100, 60, 1)
 	db := openSQLite(t)
 	stops := 0
+	if r, err := projections.NewRunner(projections.Config{DB: db, Source: store, Projections: []projections.Projection{counter{1}}}); err != nil {
+		t.Fatal(err)
+	} else if err := r.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	for {
 		r, err := projections.NewRunner(projections.Config{DB: db, Source: store, Projections: []projections.Projection{counter{1}}, BatchSize: 37})
 		if err != nil {
