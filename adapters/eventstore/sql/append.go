@@ -1,0 +1,315 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/cockroachdb/cockroach-go/v2/crdb"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/livecore/livecore/domain/event"
+)
+
+// ambiguousRetries is how many times Append re-runs a whole append after a
+// connection failure that may have hidden a commit.
+const ambiguousRetries = 3
+
+// Append implements event.Appender. Errors: event.ErrInvalidAppend,
+// *event.ConcurrencyError (errors.Is event.ErrWrongExpectedVersion),
+// event.ErrIdempotencyConflict, event.ErrClosed, ctx's error, or a plain
+// error for a database failure (nothing stored, or the outcome unknown after
+// retries: retry with the same event IDs to find out).
+//
+// A proposal whose event IDs are all stored, consecutively and in order, in
+// stream returns the original result whatever expected says, and stores
+// nothing. The result is acknowledged only after COMMIT returned, i.e.
+// after PostgreSQL flushed its WAL (synchronous_commit=on).
+func (s *Store) Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Proposed) (event.AppendResult, error) {
+	if err := event.ValidateAppend(stream, events); err != nil {
+		return event.AppendResult{}, err
+	}
+	if s.isClosed() {
+		return event.AppendResult{}, event.ErrClosed
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	var (
+		res event.AppendResult
+		err error
+	)
+	for try := 0; ; try++ {
+		res, err = s.appendOnce(ctx, stream, expected, events, ids)
+		if err == nil || try >= ambiguousRetries || !connectionLost(err) || ctx.Err() != nil || s.isClosed() {
+			break
+		}
+		// Unknown outcome: the retry either finds the IDs (first try
+		// committed) or appends them now.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try+1) * 50 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		var ce *event.ConcurrencyError
+		if errors.As(err, &ce) || errors.Is(err, event.ErrIdempotencyConflict) {
+			return event.AppendResult{}, err
+		}
+		return event.AppendResult{}, s.translate("append "+stream, err)
+	}
+	s.moved.wake()
+	return res, nil
+}
+
+// appendOnce runs one append transaction, retried whole on 40001.
+func (s *Store) appendOnce(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Proposed, ids []string) (event.AppendResult, error) {
+	var res event.AppendResult
+	ctx = crdb.WithMaxRetries(ctx, s.cfg.MaxRetries)
+	err := crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
+		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
+			var err error
+			res, err = s.appendTx(ctx, tx, stream, expected, events, ids)
+			return err
+		})
+	})
+	return res, err
+}
+
+// appendTx is the body of the append transaction: database work only, since
+// it runs again on every retry.
+func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected event.ExpectedVersion, events []event.Proposed, ids []string) (event.AppendResult, error) {
+	// First statement, so the transaction's snapshot is taken after the
+	// lock is granted (see the package doc).
+	if _, err := tx.Exec(ctx, `LOCK TABLE eventstore_append_lock IN EXCLUSIVE MODE`); err != nil {
+		return event.AppendResult{}, err
+	}
+
+	var b pgx.Batch
+	b.Queue(`SELECT event_id, stream_id, version, position FROM eventstore_events WHERE event_id = ANY($1)`, ids)
+	b.Queue(`SELECT version, last_hash FROM eventstore_streams WHERE stream_id = $1`, stream)
+	b.Queue(`SELECT position, global_hash FROM eventstore_head WHERE id`)
+	br := tx.SendBatch(ctx, &b)
+	found, err := scanStoredIDs(br)
+	if err != nil {
+		br.Close()
+		return event.AppendResult{}, err
+	}
+	var (
+		current    int64
+		streamHash []byte
+		headPos    int64
+		headHash   []byte
+	)
+	if err := br.QueryRow().Scan(&current, &streamHash); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		br.Close()
+		return event.AppendResult{}, err
+	}
+	if err := br.QueryRow().Scan(&headPos, &headHash); err != nil {
+		br.Close()
+		if errors.Is(err, pgx.ErrNoRows) {
+			return event.AppendResult{}, errors.New("eventstore_head is empty: run Migrate")
+		}
+		return event.AppendResult{}, err
+	}
+	if err := br.Close(); err != nil {
+		return event.AppendResult{}, err
+	}
+
+	if res, retry, err := matchRetry(stream, ids, found); retry || err != nil {
+		return res, err
+	}
+	if !expected.Holds(uint64(current)) {
+		return event.AppendResult{}, &event.ConcurrencyError{Stream: stream, Expected: expected, Actual: uint64(current)}
+	}
+	prevStream, err := toHash(streamHash, current == 0)
+	if err != nil {
+		return event.AppendResult{}, err
+	}
+	prevGlobal, err := toHash(headHash, false)
+	if err != nil {
+		return event.AppendResult{}, err
+	}
+
+	now := s.cfg.Now().UTC()
+	n := len(events)
+	cols := newInsertColumns(n)
+	for i, p := range events {
+		e := event.Envelope{
+			ID:            p.ID,
+			StreamID:      stream,
+			Type:          p.Type,
+			SchemaVersion: p.SchemaVersion,
+			Data:          p.Data,
+			Metadata:      p.Metadata,
+			RecordedAt:    now,
+			Version:       uint64(current) + uint64(i) + 1,
+			Position:      uint64(headPos) + uint64(i) + 1,
+		}
+		event.Seal(&e, prevStream, prevGlobal)
+		prevStream, prevGlobal = e.Hash, e.GlobalHash
+		cols.add(&e)
+	}
+	last := uint64(headPos) + uint64(n)
+
+	b = pgx.Batch{}
+	b.Queue(`INSERT INTO eventstore_events (position, stream_id, version, event_id, type, schema_version, data,
+			tenant, correlation_id, causation_id, actor, region, recorded_at_ns, prev_hash, hash, prev_global_hash, global_hash)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::int[], $7::bytea[],
+			$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bytea[], $15::bytea[], $16::bytea[], $17::bytea[])`,
+		cols.position, cols.stream, cols.version, cols.id, cols.typ, cols.schemaVersion, cols.data,
+		cols.tenant, cols.correlation, cols.causation, cols.actor, cols.region, cols.recordedAt,
+		cols.prevHash, cols.hash, cols.prevGlobal, cols.global)
+	b.Queue(`INSERT INTO eventstore_streams (stream_id, version, last_hash) VALUES ($1, $2, $3)
+		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
+		stream, current+int64(n), prevStream[:])
+	b.Queue(`UPDATE eventstore_head SET position = $1, global_hash = $2 WHERE id`, int64(last), prevGlobal[:])
+	b.Queue(`SELECT pg_notify($1, $2)`, s.channel, fmt.Sprint(last))
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return event.AppendResult{}, err
+	}
+	return event.AppendResult{
+		FirstVersion:  uint64(current) + 1,
+		LastVersion:   uint64(current) + uint64(n),
+		FirstPosition: uint64(headPos) + 1,
+		LastPosition:  last,
+	}, nil
+}
+
+// storedID is where an already stored event ID lives.
+type storedID struct {
+	stream            string
+	version, position uint64
+}
+
+func scanStoredIDs(br pgx.BatchResults) (map[string]storedID, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := map[string]storedID{}
+	for rows.Next() {
+		var (
+			id, stream        string
+			version, position int64
+		)
+		if err := rows.Scan(&id, &stream, &version, &position); err != nil {
+			return nil, err
+		}
+		found[id] = storedID{stream, uint64(version), uint64(position)}
+	}
+	return found, rows.Err()
+}
+
+// matchRetry decides what stored IDs mean for a proposal (the Appender
+// idempotency contract): none stored, not a retry; all stored consecutively
+// and in order in stream, a retry whose original result it returns; any
+// other overlap, event.ErrIdempotencyConflict.
+func matchRetry(stream string, ids []string, found map[string]storedID) (res event.AppendResult, retry bool, err error) {
+	if len(found) == 0 {
+		return event.AppendResult{}, false, nil
+	}
+	conflict := func(why string) (event.AppendResult, bool, error) {
+		return event.AppendResult{}, false, fmt.Errorf("append %s: %w: %s", stream, event.ErrIdempotencyConflict, why)
+	}
+	if len(found) != len(ids) {
+		return conflict(fmt.Sprintf("%d of %d event IDs already stored", len(found), len(ids)))
+	}
+	first := found[ids[0]]
+	for i, id := range ids {
+		f := found[id]
+		switch {
+		case f.stream != stream:
+			return conflict(fmt.Sprintf("event %s is stored in stream %s", id, f.stream))
+		case f.version != first.version+uint64(i) || f.position != first.position+uint64(i):
+			return conflict(fmt.Sprintf("event %s is stored at version %d, not after the others in order", id, f.version))
+		}
+	}
+	last := found[ids[len(ids)-1]]
+	return event.AppendResult{
+		FirstVersion: first.version, LastVersion: last.version,
+		FirstPosition: first.position, LastPosition: last.position,
+	}, true, nil
+}
+
+// insertColumns holds an append's rows column-wise for one unnest INSERT.
+type insertColumns struct {
+	position, version, recordedAt                   []int64
+	stream, id, typ, tenant, correlation, causation []string
+	actor, region                                   []string
+	schemaVersion                                   []int32
+	data, prevHash, hash, prevGlobal, global        [][]byte
+}
+
+func newInsertColumns(n int) *insertColumns {
+	return &insertColumns{
+		position: make([]int64, 0, n), version: make([]int64, 0, n), recordedAt: make([]int64, 0, n),
+		stream: make([]string, 0, n), id: make([]string, 0, n), typ: make([]string, 0, n),
+		tenant: make([]string, 0, n), correlation: make([]string, 0, n), causation: make([]string, 0, n),
+		actor: make([]string, 0, n), region: make([]string, 0, n), schemaVersion: make([]int32, 0, n),
+		data: make([][]byte, 0, n), prevHash: make([][]byte, 0, n), hash: make([][]byte, 0, n),
+		prevGlobal: make([][]byte, 0, n), global: make([][]byte, 0, n),
+	}
+}
+
+func (c *insertColumns) add(e *event.Envelope) {
+	c.position = append(c.position, int64(e.Position))
+	c.version = append(c.version, int64(e.Version))
+	c.recordedAt = append(c.recordedAt, e.RecordedAt.UnixNano())
+	c.stream = append(c.stream, e.StreamID)
+	c.id = append(c.id, e.ID)
+	c.typ = append(c.typ, e.Type)
+	c.schemaVersion = append(c.schemaVersion, int32(e.SchemaVersion))
+	c.data = append(c.data, e.Data)
+	c.tenant = append(c.tenant, e.Metadata.Tenant)
+	c.correlation = append(c.correlation, e.Metadata.CorrelationID)
+	c.causation = append(c.causation, e.Metadata.CausationID)
+	c.actor = append(c.actor, e.Metadata.Actor)
+	c.region = append(c.region, e.Metadata.Region)
+	c.prevHash = append(c.prevHash, clone(e.PrevHash))
+	c.hash = append(c.hash, clone(e.Hash))
+	c.prevGlobal = append(c.prevGlobal, clone(e.PrevGlobalHash))
+	c.global = append(c.global, clone(e.GlobalHash))
+}
+
+func clone(h event.Hash) []byte { return append([]byte(nil), h[:]...) }
+
+// toHash converts a stored hash; missing is the zero hash of a stream that
+// does not exist yet.
+func toHash(b []byte, missing bool) (event.Hash, error) {
+	var h event.Hash
+	if missing && b == nil {
+		return h, nil
+	}
+	if len(b) != len(h) {
+		return h, fmt.Errorf("%w: stored hash has %d bytes", event.ErrCorrupt, len(b))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// connectionLost reports a failure that may have hidden a commit: the
+// connection broke (class 08), the server shut down (57P01..57P03), or the
+// driver gave up on the socket.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		return len(c) == 5 && (c[:2] == "08" || c == "57P01" || c == "57P02" || c == "57P03")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var (
+		connectErr *pgconn.ConnectError
+		netErr     net.Error
+	)
+	return pgconn.SafeToRetry(err) || errors.As(err, &connectErr) || errors.As(err, &netErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
