@@ -221,7 +221,9 @@ func TestDeliver(t *testing.T) {
 }
 
 func TestFailDelivery(t *testing.T) {
-	fail := func(f *Fulfillment, id string) ([]event.Event, error) { return f.FailDelivery(id, "address unknown", t0) }
+	fail := func(f *Fulfillment, id string) ([]event.Event, error) {
+		return f.FailDelivery(id, "address unknown", t0)
+	}
 	cases := []testCase{
 		{name: "shipped", given: sShipped, when: func(f *Fulfillment) ([]event.Event, error) { return fail(f, "s1") }, then: evFailed, after: func(t *testing.T, f *Fulfillment) {
 			if s, _ := f.Shipment("s1"); s.Status != StatusFailed || s.Reason != "address unknown" {
@@ -242,7 +244,9 @@ func TestReportLost(t *testing.T) {
 }
 
 func TestCancelShipment(t *testing.T) {
-	cancel := func(f *Fulfillment, id string) ([]event.Event, error) { return f.CancelShipment(id, "order cancelled", t0) }
+	cancel := func(f *Fulfillment, id string) ([]event.Event, error) {
+		return f.CancelShipment(id, "order cancelled", t0)
+	}
 	cancelled := func(given []event.Event) testCase {
 		return testCase{name: "from " + status(fold(given), "s1").String(), given: given,
 			when: func(f *Fulfillment) ([]event.Event, error) { return cancel(f, "s1") }, then: evCancelled, after: wantStatus("s1", StatusCancelled)}
