@@ -40,6 +40,15 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	for i, e := range events {
 		ids[i] = e.ID
 	}
+	// At most two append transactions per process at a time: one holding
+	// the append lock, one queued on it with BEGIN done. More only add
+	// backends queued on the lock, and each hand-over costs a wakeup.
+	select {
+	case s.appending <- struct{}{}:
+	case <-ctx.Done():
+		return event.AppendResult{}, ctx.Err()
+	}
+	defer func() { <-s.appending }()
 	var (
 		res event.AppendResult
 		err error

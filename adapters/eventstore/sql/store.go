@@ -136,7 +136,8 @@ type Store struct {
 	stop      context.CancelFunc
 	listening sync.WaitGroup
 
-	moved waker
+	moved     waker
+	appending chan struct{} // semaphore of in-flight append transactions
 }
 
 var (
@@ -167,11 +168,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: connect: %s", flatten(err))
 	}
 	s := &Store{
-		cfg:     cfg,
-		pool:    pool,
-		channel: notifyChannel(schema),
-		done:    make(chan struct{}),
-		moved:   newWaker(),
+		cfg:       cfg,
+		pool:      pool,
+		channel:   notifyChannel(schema),
+		done:      make(chan struct{}),
+		moved:     newWaker(),
+		appending: make(chan struct{}, 2),
 	}
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
