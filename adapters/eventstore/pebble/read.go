@@ -1,0 +1,191 @@
+package pebble
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/livecore/livecore/domain/event"
+)
+
+// reading runs fn while the store cannot close under it.
+func (s *Store) reading(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return event.ErrClosed
+	}
+	return portErr(fn())
+}
+
+// portErr turns Pebble's corruption errors into event.ErrCorrupt; callers
+// above the adapter never see Pebble's error types.
+func portErr(err error) error {
+	if err != nil && pebble.IsCorruptionError(err) && !errors.Is(err, event.ErrCorrupt) {
+		return fmt.Errorf("%w: %v", event.ErrCorrupt, err)
+	}
+	return err
+}
+
+// ReadStream implements event.StreamReader. It sees only acknowledged
+// appends. Errors: event.ErrCorrupt (a record or index entry failed its
+// checksum, or the index and the log disagree; nothing is returned),
+// event.ErrClosed, ctx's error.
+func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint64, limit int) ([]event.Envelope, error) {
+	var out []event.Envelope
+	err := s.reading(ctx, func() error {
+		head := s.head.Load()
+		fromVersion = max(fromVersion, 1)
+		prefix := streamPrefix(nil, stream)
+		upper := append(prefix[:len(prefix)-1:len(prefix)-1], 1)
+		idx, err := s.db.NewIter(&pebble.IterOptions{LowerBound: streamKey(nil, stream, fromVersion), UpperBound: upper})
+		if err != nil {
+			return err
+		}
+		defer idx.Close()
+		evs, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindEvent}, UpperBound: []byte{kindEvent + 1}})
+		if err != nil {
+			return err
+		}
+		defer evs.Close()
+		var ekey []byte
+		want := fromVersion
+		for ok := idx.First(); ok && (limit <= 0 || len(out) < limit); ok = idx.Next() {
+			key := idx.Key()
+			if len(key) != len(prefix)+8 {
+				return fmt.Errorf("%w: stream index key %q", event.ErrCorrupt, key)
+			}
+			version := binary.BigEndian.Uint64(key[len(prefix):])
+			pos, err := decodePosition(key, idx.Value())
+			if err != nil {
+				return err
+			}
+			if pos > head {
+				break // written by a group that is not durable yet
+			}
+			if version != want {
+				return fmt.Errorf("%w: stream %s: version %d follows %d in the index", event.ErrCorrupt, stream, version, want-1)
+			}
+			want++
+			ekey = eventKey(ekey[:0], pos)
+			if !evs.SeekGE(ekey) || string(evs.Key()) != string(ekey) {
+				if err := evs.Error(); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: stream %s v%d: event %d is missing", event.ErrCorrupt, stream, version, pos)
+			}
+			e, err := decodeRecord(ekey, evs.Value())
+			if err != nil {
+				return err
+			}
+			if e.StreamID != stream || e.Version != version {
+				return fmt.Errorf("%w: index says %s v%d is at %d, which holds %s v%d", event.ErrCorrupt, stream, version, pos, e.StreamID, e.Version)
+			}
+			out = append(out, e)
+		}
+		return idx.Error()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return out, nil
+}
+
+// ReadAll implements event.AllReader: positions in order, no gaps, only
+// acknowledged appends. Errors: event.ErrCorrupt (a record failed its
+// checksum or a position is missing; nothing is returned), event.ErrClosed,
+// ctx's error.
+func (s *Store) ReadAll(ctx context.Context, fromPosition uint64, limit int) ([]event.Envelope, error) {
+	var out []event.Envelope
+	err := s.reading(ctx, func() error {
+		from, to := max(fromPosition, 1), s.head.Load()
+		if from > to {
+			return nil
+		}
+		if limit > 0 && to-from >= uint64(limit) {
+			to = from + uint64(limit) - 1
+		}
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(nil, from), UpperBound: eventKey(nil, to+1)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		out = make([]event.Envelope, 0, min(to-from+1, 1<<16))
+		want := from
+		for ok := it.First(); ok; ok = it.Next() {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			key := it.Key()
+			if len(key) != 9 || binary.BigEndian.Uint64(key[1:]) != want {
+				return fmt.Errorf("%w: $all: key %q where position %d belongs", event.ErrCorrupt, key, want)
+			}
+			e, err := decodeRecord(key, it.Value())
+			if err != nil {
+				return err
+			}
+			if e.Position != want {
+				return fmt.Errorf("%w: $all: record at %d says position %d", event.ErrCorrupt, want, e.Position)
+			}
+			out = append(out, e)
+			want++
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if want != to+1 {
+			return fmt.Errorf("%w: $all: positions %d..%d are missing", event.ErrCorrupt, want, to)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read $all from %d: %w", fromPosition, err)
+	}
+	return out, nil
+}
+
+// Head implements event.HeadReader: the position of the last acknowledged
+// event. Errors: event.ErrClosed, ctx's error.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.closed.Load() {
+		return 0, event.ErrClosed
+	}
+	return s.head.Load(), nil
+}
+
+// WaitHead implements event.HeadWaiter. It returns event.ErrClosed if the
+// store closes while waiting, ctx's error when ctx ends.
+func (s *Store) WaitHead(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		s.headMu.Lock()
+		h, moved := s.head.Load(), s.moved
+		s.headMu.Unlock()
+		if s.closed.Load() {
+			return 0, event.ErrClosed
+		}
+		if h > after {
+			return h, nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// SubscribeAll implements event.Subscriber in batches of up to 1000. It
+// returns event.ErrClosed when the store closes and event.ErrCorrupt if a
+// record fails its checksum.
+func (s *Store) SubscribeAll(ctx context.Context, fromPosition uint64, handle func(context.Context, []event.Envelope) error) error {
+	return event.SubscribeAll(ctx, s, s, fromPosition, 1000, handle)
+}
