@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 
 	"github.com/shopspring/decimal"
 )
@@ -42,22 +43,52 @@ type Money struct {
 }
 
 // Zero is 0 in c.
-func Zero(c Currency) Money { return Money{amount: decimal.Zero, cur: c} }
+func Zero(c Currency) Money { return Money{amount: decimal.New(0, -c.exp), cur: c} }
 
 // New returns amount in c. It refuses a zero currency, amounts with more
 // decimals than the currency allows (ErrTooManyDecimals: 1.5 JPY is an
-// error, not 2 JPY) and amounts outside ±10^MaxIntegerDigits (ErrOutOfRange).
+// error, not 2 JPY; 1.50 USD and 1.500 USD are the same amount) and amounts
+// outside ±10^MaxIntegerDigits (ErrOutOfRange). The amount is stored with
+// exactly the currency's decimals, whatever the exponent it came with.
+//
+// Its cost is bounded by the amount's digits, not by its exponent: an
+// exponent such as -2^31 is refused from the coefficient's size alone, never
+// by building the power of ten that comparing or rescaling it in the decimal
+// library would (gigabytes, for minutes).
 func New(amount decimal.Decimal, c Currency) (Money, error) {
 	if c.IsZero() {
 		return Money{}, fmt.Errorf("%w: zero currency", ErrUnknownCurrency)
 	}
+	coef := amount.Coefficient()
+	if coef.Sign() == 0 {
+		return Zero(c), nil
+	}
+	lo, hi := digitBounds(coef)
+	exp := int64(amount.Exponent())
+	if lo+exp >= MaxIntegerDigits { // |amount| >= 10^(lo+exp)
+		return Money{}, fmt.Errorf("%w: %se%d %s", ErrOutOfRange, truncate(coef.String()), exp, c.code)
+	}
+	if hi+exp <= -int64(c.exp) { // 0 < |amount| < 10^(hi+exp): below one minor unit
+		return Money{}, fmt.Errorf("%w: %se%d has more than %d decimals for %s", ErrTooManyDecimals, truncate(coef.String()), exp, c.exp, c.code)
+	}
+	// Now MaxIntegerDigits > exp > -(hi+c.exp): rescaling costs no more than
+	// the coefficient's own digits.
 	if amount.Abs().Cmp(maxAbs) >= 0 {
-		return Money{}, fmt.Errorf("%w: %s %s", ErrOutOfRange, amount.String(), c.code)
+		return Money{}, fmt.Errorf("%w: %s %s", ErrOutOfRange, truncate(amount.String()), c.code)
 	}
-	if !amount.Equal(amount.Truncate(c.exp)) {
-		return Money{}, fmt.Errorf("%w: %s has more than %d decimals for %s", ErrTooManyDecimals, amount.String(), c.exp, c.code)
+	fixed := amount.Round(c.exp)
+	if !fixed.Equal(amount) {
+		return Money{}, fmt.Errorf("%w: %s has more than %d decimals for %s", ErrTooManyDecimals, truncate(amount.String()), c.exp, c.code)
 	}
-	return Money{amount: amount, cur: c}, nil
+	return Money{amount: fixed, cur: c}, nil
+}
+
+// digitBounds returns lo and hi with 10^lo <= |x| < 10^hi for a non-zero x,
+// from its bit length b alone: 2^(b-1) <= |x| < 2^b and
+// 0.30102 < log10(2) < 0.30103.
+func digitBounds(x *big.Int) (lo, hi int64) {
+	b := int64(x.BitLen())
+	return (b - 1) * 30102 / 100000, b*30103/100000 + 1
 }
 
 // Parse reads a plain decimal string ("12.30", "-5", "0.125") in the currency
@@ -231,8 +262,28 @@ func (m Money) MulInt(n int64) (Money, error) {
 
 // MulRound returns m*f rounded half-to-even (banker's rounding) to the
 // currency's minor unit: for rates, tax and interest. The rounding is the only
-// inexact step, and it is explicit.
+// inexact step, and it is explicit. ErrOutOfRange past the bound, and
+// ErrUnknownCurrency for the zero Money. Like New, it never panics on f's
+// exponent and its cost is bounded by f's digits: a product below a tenth of
+// a minor unit is 0, and one of 10^MaxIntegerDigits or more is out of range,
+// before the decimal library multiplies or rescales anything.
 func (m Money) MulRound(f decimal.Decimal) (Money, error) {
+	if !m.IsValid() {
+		return Money{}, fmt.Errorf("%w: zero money", ErrUnknownCurrency)
+	}
+	mc, fc := m.amount.Coefficient(), f.Coefficient()
+	if mc.Sign() == 0 || fc.Sign() == 0 {
+		return Zero(m.cur), nil
+	}
+	mlo, mhi := digitBounds(mc)
+	flo, fhi := digitBounds(fc)
+	exp := int64(m.amount.Exponent()) + int64(f.Exponent())
+	switch {
+	case mlo+flo+exp >= MaxIntegerDigits: // |m*f| >= 10^(mlo+flo+exp)
+		return Money{}, fmt.Errorf("%w: %s times %se%d", ErrOutOfRange, m, truncate(fc.String()), f.Exponent())
+	case mhi+fhi+exp <= -int64(m.cur.exp)-1: // |m*f| < a tenth of a minor unit: rounds to 0
+		return Zero(m.cur), nil
+	}
 	return New(m.amount.Mul(f).RoundBank(m.cur.exp), m.cur)
 }
 
@@ -270,8 +321,15 @@ func (m Money) Split(n int) ([]Money, error) {
 // positive) with the largest-remainder method: each part is floor(m*r/R) in
 // minor units, then the units left over go one each to the parts with the
 // largest remainders (ties to the earlier part). The parts always sum to m
-// exactly. A negative m is allocated as -(allocate |m|).
+// exactly, and each differs from its exact share by less than one minor
+// unit. A negative m is allocated as -(allocate |m|). Errors:
+// ErrInvalidAllocation for no ratios, a negative ratio or ratios summing to
+// zero; ErrUnknownCurrency for the zero Money. It costs O(n log n) in the
+// number of ratios.
 func (m Money) Allocate(ratios ...int64) ([]Money, error) {
+	if !m.IsValid() {
+		return nil, fmt.Errorf("%w: zero money", ErrUnknownCurrency)
+	}
 	if len(ratios) == 0 {
 		return nil, fmt.Errorf("%w: no ratios", ErrInvalidAllocation)
 	}
@@ -295,24 +353,20 @@ func (m Money) Allocate(ratios ...int64) ([]Money, error) {
 		parts[i], rems[i] = q, rem
 		allocated.Add(allocated, q)
 	}
-	left := new(big.Int).Sub(minor, allocated).Int64() // < len(ratios)
-	order := make([]int, len(ratios))
-	for i := range order {
-		order[i] = i
-	}
-	// stable selection by remainder, descending
-	for k := int64(0); k < left; k++ {
-		best := -1
+	// The remainders sum to left*total and each is below total, so fewer than
+	// len(ratios) units are left over, and they go only to parts whose
+	// remainder is not zero (a zero ratio never gets one).
+	if left := new(big.Int).Sub(minor, allocated).Int64(); left > 0 {
+		order := make([]int, len(ratios))
 		for i := range order {
-			if rems[i] == nil {
-				continue
-			}
-			if best == -1 || rems[i].Cmp(rems[best]) > 0 {
-				best = i
-			}
+			order[i] = i
 		}
-		parts[best].Add(parts[best], big.NewInt(1))
-		rems[best] = nil
+		// Stable: among equal remainders the earlier part comes first.
+		slices.SortStableFunc(order, func(a, b int) int { return rems[b].Cmp(rems[a]) })
+		one := big.NewInt(1)
+		for _, i := range order[:left] {
+			parts[i].Add(parts[i], one)
+		}
 	}
 	out := make([]Money, len(ratios))
 	for i, p := range parts {
