@@ -173,10 +173,12 @@ func fatal(err error) bool {
 }
 
 // isFenced reports whether a Kafka error means a newer producer epoch owns
-// the transactional ID.
+// the transactional ID, or our transaction was ended by someone else: an
+// InvalidTxnState answer to a commit means the coordinator already aborted
+// the transaction (a newer instance's InitProducerID, or the timeout).
 func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+		errors.Is(err, kerr.InvalidTxnState) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }
 
 func (b *Bridge) clientOpts() []kgo.Opt {
