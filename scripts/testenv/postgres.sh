@@ -36,12 +36,13 @@ die() {
 }
 
 # as_pg CMD...: run CMD as the postgres OS user when we are root (postgres
-# refuses to run as root), else as ourselves.
+# refuses to run as root), else as ourselves. fd 9 (our lock) is closed so
+# the server started through pg_ctl does not inherit and hold the lock.
 as_pg() {
 	if [[ $EUID -eq 0 ]]; then
-		(cd / && runuser -u postgres -- "$@")
+		(cd / && runuser -u postgres -- "$@" 9>&-)
 	else
-		(cd / && "$@")
+		(cd / && "$@" 9>&-)
 	fi
 }
 
@@ -157,6 +158,9 @@ EOF
 
 start_server() {
 	local port=$FIRST_PORT tries=0
+	# Nothing of ours is running: socket lock files left by a killed server
+	# (possibly still a zombie, which postgres would take for alive) are stale.
+	rm -f "$SOCK"/.s.PGSQL.*
 	while :; do
 		while ! port_free "$port"; do port=$((port + 1)); done
 		: >"$LOG"
@@ -191,8 +195,8 @@ EOF
 
 cmd_start() {
 	install -d -m 0755 "$ROOT" "$STATE"
-	exec 9>"$ROOT/pg.lock"
-	flock -w 300 9 || die "timed out waiting for $ROOT/pg.lock"
+	exec 9>"$ROOT/.pg-start.lock"
+	flock -w 300 9 || die "timed out waiting for $ROOT/.pg-start.lock (another start running?)"
 	need_bin
 	if [[ $EUID -eq 0 ]]; then
 		chown postgres:postgres "$STATE"
