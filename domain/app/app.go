@@ -71,6 +71,11 @@ type Store interface {
 type Command struct {
 	// ID is unique per command and the same for its retries (an
 	// Idempotency-Key scoped by tenant, a saga step key); never random per try.
+	// Event IDs derive from it and stores keep event IDs unique across
+	// streams, so a step that writes several streams (reserving each SKU of
+	// an order) needs one ID per stream, e.g. key + "/" + stream; reusing an
+	// ID on another stream fails that command with
+	// event.ErrIdempotencyConflict.
 	ID       string
 	Metadata event.Metadata
 }

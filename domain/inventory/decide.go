@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -77,7 +78,7 @@ func (it *Item) Reserve(orderID string, qty int64, expiresAt, now time.Time) ([]
 }
 
 // errSameReservation marks an idempotent repeat; it never leaves the package.
-var errSameReservation = fmt.Errorf("same reservation")
+var errSameReservation = errors.New("same reservation")
 
 // checkNewReservation returns errSameReservation for an existing reservation
 // of qty (from dropID, "" for plain ones), ErrReservationConflict for another
