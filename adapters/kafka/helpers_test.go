@@ -61,6 +61,7 @@ func testConfig(t testing.TB, tg target, src Source) Config {
 		Source:          src,
 		Brokers:         tg.brokers,
 		Region:          "test-" + u[len(u)-8:],
+		Name:            u + "-bridge",
 		TransactionalID: u + "-txn",
 		Topics: Topics{
 			Prefix:     u + ".",
@@ -181,6 +182,7 @@ func waitPublished(t testing.TB, b *Bridge, pos uint64, within time.Duration) {
 type consumed struct {
 	records     int
 	byID        map[string]int
+	positions   map[uint64]int // records per global position
 	outOfOrder  int
 	maxVersion  map[string]uint64
 	checkpoints []uint64 // checkpoint positions in offset order (key = bridge name)
@@ -230,7 +232,7 @@ func consumeCommitted(t testing.TB, cfg Config) *consumed {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	c := &consumed{byID: map[string]int{}, maxVersion: map[string]uint64{}, producers: map[[2]int64]int{}}
+	c := &consumed{byID: map[string]int{}, positions: map[uint64]int{}, maxVersion: map[string]uint64{}, producers: map[[2]int64]int{}}
 	remaining := map[partKey]int64{}
 	for k, end := range ends {
 		if end > 0 {
@@ -272,6 +274,7 @@ func consumeCommitted(t testing.TB, cfg Config) *consumed {
 			c.records++
 			c.producers[[2]int64{r.ProducerID, int64(r.ProducerEpoch)}]++
 			c.byID[env.ID]++
+			c.positions[env.Position]++
 			if c.byID[env.ID] == 1 {
 				if env.Version < c.maxVersion[env.StreamID] {
 					c.outOfOrder++
