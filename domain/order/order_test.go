@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/financing"
 	"github.com/livecore/livecore/domain/money"
 )
 
@@ -405,5 +406,22 @@ func TestParseClosedSets(t *testing.T) {
 	}
 	if StatusPlaced.IsZero() || !(Status{}).IsZero() || (Status{}).String() != "none" {
 		t.Error("zero status")
+	}
+}
+
+// TestPlanKindsMatchFinancing keeps the checkout choice and the financing
+// plan kinds in step, by name, both ways.
+func TestPlanKindsMatchFinancing(t *testing.T) {
+	for _, p := range planKinds {
+		if k, err := financing.ParseKind(p.String()); err != nil || k.String() != p.String() {
+			t.Errorf("order plan %s is no financing kind: %v", p, err)
+		}
+	}
+	for _, name := range []string{"pay_in_4", "monthly_3", "monthly_6", "monthly_12"} {
+		_, ferr := financing.ParseKind(name)
+		_, oerr := ParsePlanKind(name)
+		if (ferr == nil) != (oerr == nil) {
+			t.Errorf("%s: financing %v, order %v", name, ferr, oerr)
+		}
 	}
 }

@@ -99,15 +99,21 @@ var (
 	// PlanPayIn4: four equal installments, the first at checkout, then every
 	// two weeks, no interest.
 	PlanPayIn4 = PlanKind{"pay_in_4"}
-	// PlanMonthly6 and PlanMonthly12: monthly installments over 6 or 12
-	// months, possibly with interest (the financing aggregate decides).
+	// PlanMonthly3, PlanMonthly6 and PlanMonthly12: monthly installments
+	// over 3, 6 or 12 months, possibly with interest (the financing
+	// aggregate decides).
+	PlanMonthly3  = PlanKind{"monthly_3"}
 	PlanMonthly6  = PlanKind{"monthly_6"}
 	PlanMonthly12 = PlanKind{"monthly_12"}
 )
 
+// planKinds has the same names as financing's plan kinds (a test keeps
+// them in step), so the checkout saga can pass the choice on by name.
+var planKinds = []PlanKind{PlanPayIn4, PlanMonthly3, PlanMonthly6, PlanMonthly12}
+
 // ParsePlanKind returns the plan kind named s; ErrInvalidPlanKind otherwise.
 func ParsePlanKind(s string) (PlanKind, error) {
-	for _, p := range []PlanKind{PlanPayIn4, PlanMonthly6, PlanMonthly12} {
+	for _, p := range planKinds {
 		if p.s == s {
 			return p, nil
 		}
