@@ -2,8 +2,11 @@ package payment
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/livecore/livecore/domain/event"
 )
 
 func TestParseTokenRefusesCardNumbers(t *testing.T) {
@@ -33,4 +36,37 @@ func TestDeclinedErrorMatchesErrDeclined(t *testing.T) {
 	if !errors.Is(err, ErrDeclined) || !errors.As(err, &de) || de.Reason != DeclineInsufficientFunds {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestNoCardDataFields walks the port's requests and results and every
+// payment event, failing on a field whose name suggests card data: a card
+// reaches the domain only as a Token.
+func TestNoCardDataFields(t *testing.T) {
+	reg := event.NewRegistry()
+	Register(reg)
+	types := []reflect.Type{
+		reflect.TypeFor[AuthorizeRequest](), reflect.TypeFor[CaptureRequest](), reflect.TypeFor[VoidRequest](),
+		reflect.TypeFor[RefundRequest](), reflect.TypeFor[Result](), reflect.TypeFor[Authorization](),
+	}
+	for _, name := range reg.Names() {
+		e, err := reg.Decode(name, []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, reflect.TypeOf(e).Elem())
+	}
+	checked := 0
+	for _, typ := range types {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			checked++
+			lower := strings.ToLower(f.Name)
+			for _, bad := range []string{"pan", "card", "cvv", "cvc", "number", "expiry_month"} {
+				if strings.Contains(lower, bad) {
+					t.Errorf("%s.%s looks like card data", typ.Name(), f.Name)
+				}
+			}
+		}
+	}
+	t.Logf("%d fields of %d types checked: 0 card-data fields", checked, len(types))
 }
