@@ -19,7 +19,9 @@
 //   - Folded aggregates are cached per stream (LRU, Config.CacheSize
 //     streams). Each round first catches the cached aggregate up from its
 //     version, so writes by other processes are seen; nothing refolds from
-//     zero unless the entry was evicted or a round failed.
+//     zero unless the entry was evicted or a round failed. Hazard: an entry
+//     keeps, besides its aggregate, the IDs of all its stream's events (about
+//     100 bytes each) to recognise replays; size the cache for that.
 //
 // # Concurrency
 //
