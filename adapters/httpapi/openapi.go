@@ -160,8 +160,7 @@ func (v *SpecValidator) checkRequest(r *http.Request, body []byte) error {
 
 // flatten unpacks kin-openapi's nested MultiErrors.
 func flatten(err error) []error {
-	var me openapi3.MultiError
-	if errors.As(err, &me) {
+	if me, ok := err.(openapi3.MultiError); ok {
 		var out []error
 		for _, e := range me {
 			out = append(out, flatten(e)...)

@@ -1,0 +1,25 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+)
+
+// Test hooks for the external test package (httpapi_test), which registers
+// stand-in endpoints the way real endpoint code does.
+
+func (s *Server) HandleForTest(pattern string, h HandlerFunc, roles ...Role) {
+	s.handle(pattern, h, roles...)
+}
+
+func (s *Server) DecodeForTest(r *http.Request, dst any) error { return s.decode(r, dst) }
+
+func (s *Server) AwaitMinPositionForTest(w http.ResponseWriter, r *http.Request, wait func(context.Context, uint64) error) error {
+	return s.awaitMinPosition(w, r, wait)
+}
+
+func WriteJSONForTest(w http.ResponseWriter, status int, v any) error { return writeJSON(w, status, v) }
+
+func FingerprintForTest(method, path string, body []byte) string {
+	return fingerprint(method, path, body)
+}
