@@ -266,7 +266,9 @@ func TestIdempotencyDeadLockIsTakenOver(t *testing.T) {
 	// The first attempt hangs past the lock timeout (as if its process died).
 	e.clock.Advance(2 * time.Minute)
 	second := make(chan result, 1)
-	go func() { second <- e.do(e.req("POST", "/v1/orders", e.checkout, orderBody, "Idempotency-Key", key), true) }()
+	go func() {
+		second <- e.do(e.req("POST", "/v1/orders", e.checkout, orderBody, "Idempotency-Key", key), true)
+	}()
 	<-e.app.entered // the retry runs
 	close(e.app.gate)
 	r1, r2 := <-done, <-second
