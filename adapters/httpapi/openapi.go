@@ -87,13 +87,18 @@ func NewSpecValidator() (*SpecValidator, error) {
 func (v *SpecValidator) Doc() *openapi3.T { return v.doc }
 
 func filterOptions() *openapi3filter.Options {
-	return &openapi3filter.Options{
+	o := &openapi3filter.Options{
 		// The Server authenticates; the spec documents the scheme.
 		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,
 		MultiError:            true,
 		SkipSettingDefaults:   true, // never rewrite the request body
 		IncludeResponseStatus: true, // an undocumented status is a violation
 	}
+	// One line per violation, without kin-openapi's dump of the schema.
+	o.WithCustomSchemaErrorFunc(func(se *openapi3.SchemaError) string {
+		return fmt.Sprintf("%s at /%s: %s", se.SchemaField, strings.Join(se.JSONPointer(), "/"), se.Reason)
+	})
+	return o
 }
 
 // input finds r's route and prepares the request input; body is the request

@@ -219,12 +219,19 @@ func TestHashChainsDetectTampering(t *testing.T) {
 		t.Fatalf("clean log: %v", err)
 	}
 	tamper := map[string]func([]event.Envelope) []event.Envelope{
-		"edit data":     func(l []event.Envelope) []event.Envelope { l[4].Data = []byte(`{"i":2}`); return l },
-		"edit actor":    func(l []event.Envelope) []event.Envelope { l[4].Metadata.Actor = "mallory"; return l },
-		"edit time":     func(l []event.Envelope) []event.Envelope { l[4].RecordedAt = l[4].RecordedAt.Add(time.Second); return l },
-		"delete":        func(l []event.Envelope) []event.Envelope { return append(l[:4], l[5:]...) },
-		"swap":          func(l []event.Envelope) []event.Envelope { l[4], l[5] = l[5], l[4]; return l },
-		"rehash stream": func(l []event.Envelope) []event.Envelope { l[4].Data = []byte(`{}`); l[4].Hash = event.StreamHash(l[4].PrevHash, &l[4]); return l },
+		"edit data":  func(l []event.Envelope) []event.Envelope { l[4].Data = []byte(`{"i":2}`); return l },
+		"edit actor": func(l []event.Envelope) []event.Envelope { l[4].Metadata.Actor = "mallory"; return l },
+		"edit time": func(l []event.Envelope) []event.Envelope {
+			l[4].RecordedAt = l[4].RecordedAt.Add(time.Second)
+			return l
+		},
+		"delete": func(l []event.Envelope) []event.Envelope { return append(l[:4], l[5:]...) },
+		"swap":   func(l []event.Envelope) []event.Envelope { l[4], l[5] = l[5], l[4]; return l },
+		"rehash stream": func(l []event.Envelope) []event.Envelope {
+			l[4].Data = []byte(`{}`)
+			l[4].Hash = event.StreamHash(l[4].PrevHash, &l[4])
+			return l
+		},
 	}
 	for name, f := range tamper {
 		t.Run(name, func(t *testing.T) {

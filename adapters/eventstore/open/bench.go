@@ -51,23 +51,30 @@ func BenchTargets(ctx context.Context, c BenchConfig) []storebench.Target {
 		})
 	}
 	if c.PostgresDSN != "" {
-		out = append(out, storebench.Target{
-			Name: SQL,
-			Note: pgDurability(ctx, c.PostgresDSN),
-			Open: func(ctx context.Context) (event.Store, error) {
-				schema := fmt.Sprintf("lc_bench_%d_%d", run, benchSeq.Add(1))
-				dsn, drop, err := freshSchema(ctx, c.PostgresDSN, schema)
-				if err != nil {
-					return nil, err
-				}
-				s, err := Open(ctx, Config{Kind: SQL, DSN: dsn})
-				if err != nil {
-					drop()
-					return nil, err
-				}
-				return closeThen(s, drop), nil
-			},
-		})
+		note := pgDurability(ctx, c.PostgresDSN)
+		for _, group := range []bool{false, true} {
+			name, how := SQL, "one transaction per append"
+			if group {
+				name, how = SQL+"-group", "group commit"
+			}
+			out = append(out, storebench.Target{
+				Name: name,
+				Note: note + "; " + how,
+				Open: func(ctx context.Context) (event.Store, error) {
+					schema := fmt.Sprintf("lc_bench_%d_%d", run, benchSeq.Add(1))
+					dsn, drop, err := freshSchema(ctx, c.PostgresDSN, schema)
+					if err != nil {
+						return nil, err
+					}
+					s, err := Open(ctx, Config{Kind: SQL, DSN: dsn, NoGroupCommit: !group})
+					if err != nil {
+						drop()
+						return nil, err
+					}
+					return closeThen(s, drop), nil
+				},
+			})
+		}
 	}
 	if c.KurrentURL != "" {
 		out = append(out, storebench.Target{

@@ -63,6 +63,9 @@ type Config struct {
 	SkipMigrate bool
 	// MaxConns caps the SQL connection pool (default: sqlstore's).
 	MaxConns int32
+	// NoGroupCommit runs each SQL append in its own transaction. By
+	// default concurrent appends share transactions (sqlstore.Config.GroupCommit).
+	NoGroupCommit bool
 	// Now stamps RecordedAt (default time.Now).
 	Now func() time.Time
 }
@@ -121,7 +124,7 @@ func Open(ctx context.Context, c Config) (event.Store, error) {
 	case KurrentDB:
 		return kurrentdb.Open(kurrentdb.Config{URL: c.DSN, Namespace: c.Namespace, Now: c.Now})
 	case SQL:
-		s, err := sqlstore.Open(ctx, sqlstore.Config{DSN: c.DSN, MaxConns: c.MaxConns, Now: c.Now})
+		s, err := sqlstore.Open(ctx, sqlstore.Config{DSN: c.DSN, MaxConns: c.MaxConns, Now: c.Now, GroupCommit: !c.NoGroupCommit})
 		if err != nil {
 			return nil, err
 		}

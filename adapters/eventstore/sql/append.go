@@ -15,9 +15,24 @@ import (
 	"github.com/livecore/livecore/domain/event"
 )
 
-// ambiguousRetries is how many times Append re-runs a whole append after a
-// connection failure that may have hidden a commit.
+// ambiguousRetries is how many times an append transaction is re-run after
+// a connection failure that may have hidden a commit.
 const ambiguousRetries = 3
+
+// appendReq is one Append call on its way into a transaction.
+type appendReq struct {
+	ctx      context.Context
+	stream   string
+	expected event.ExpectedVersion
+	events   []event.Proposed
+	ids      []string
+	done     chan appendResp // buffered 1
+}
+
+type appendResp struct {
+	res event.AppendResult
+	err error
+}
 
 // Append implements event.Appender. Errors: event.ErrInvalidAppend,
 // *event.ConcurrencyError (errors.Is event.ErrWrongExpectedVersion),
@@ -29,6 +44,11 @@ const ambiguousRetries = 3
 // stream returns the original result whatever expected says, and stores
 // nothing. The result is acknowledged only after COMMIT returned, i.e.
 // after PostgreSQL flushed its WAL (synchronous_commit=on).
+//
+// With Config.GroupCommit, concurrent appends share one transaction (one
+// lock, one WAL flush); each is still checked, and succeeds or fails, on
+// its own. If ctx ends while the group commits, Append returns ctx's error
+// and the append may still be stored: retry with the same IDs to find out.
 func (s *Store) Append(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Proposed) (event.AppendResult, error) {
 	if err := event.ValidateAppend(stream, events); err != nil {
 		return event.AppendResult{}, err
@@ -36,9 +56,25 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	if s.isClosed() {
 		return event.AppendResult{}, event.ErrClosed
 	}
-	ids := make([]string, len(events))
+	r := &appendReq{ctx: ctx, stream: stream, expected: expected, events: events,
+		ids: make([]string, len(events)), done: make(chan appendResp, 1)}
 	for i, e := range events {
-		ids[i] = e.ID
+		r.ids[i] = e.ID
+	}
+	if s.cfg.GroupCommit {
+		select {
+		case s.queue <- r:
+		case <-s.done:
+			return event.AppendResult{}, event.ErrClosed
+		case <-ctx.Done():
+			return event.AppendResult{}, ctx.Err()
+		}
+		select {
+		case resp := <-r.done:
+			return resp.res, resp.err
+		case <-ctx.Done():
+			return event.AppendResult{}, ctx.Err()
+		}
 	}
 	// At most two append transactions per process at a time: one holding
 	// the append lock, one queued on it with BEGIN done. More only add
@@ -49,123 +85,205 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 		return event.AppendResult{}, ctx.Err()
 	}
 	defer func() { <-s.appending }()
+	s.commit(ctx, []*appendReq{r})
+	resp := <-r.done
+	return resp.res, resp.err
+}
+
+// committer runs group commits until Close: it takes one waiting append,
+// adds every other one already waiting (up to MaxGroupEvents events), and
+// commits them in one transaction.
+func (s *Store) committer(ctx context.Context) {
+	defer s.committing.Done()
+	for {
+		var first *appendReq
+		select {
+		case first = <-s.queue:
+		case <-s.done:
+			return
+		}
+		group, n := []*appendReq{first}, len(first.events)
+	more:
+		for n < s.cfg.MaxGroupEvents {
+			select {
+			case r := <-s.queue:
+				group = append(group, r)
+				n += len(r.events)
+			default:
+				break more
+			}
+		}
+		live := group[:0]
+		for _, r := range group {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- appendResp{err: err}
+				continue
+			}
+			live = append(live, r)
+		}
+		if len(live) > 0 {
+			s.commit(ctx, live)
+		}
+	}
+}
+
+// commit runs one append transaction for reqs, retried whole on 40001 and
+// re-run after a connection failure that may have hidden a commit (the
+// re-run recognises committed appends by their IDs), and answers every req.
+func (s *Store) commit(ctx context.Context, reqs []*appendReq) {
 	var (
-		res event.AppendResult
-		err error
+		resps []appendResp
+		err   error
 	)
 	for try := 0; ; try++ {
-		res, err = s.appendOnce(ctx, stream, expected, events, ids)
+		resps, err = s.commitOnce(ctx, reqs)
 		if err == nil || try >= ambiguousRetries || !connectionLost(err) || ctx.Err() != nil || s.isClosed() {
 			break
 		}
-		// Unknown outcome: the retry either finds the IDs (first try
-		// committed) or appends them now.
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Duration(try+1) * 50 * time.Millisecond):
 		}
 	}
-	if err != nil {
-		var ce *event.ConcurrencyError
-		if errors.As(err, &ce) || errors.Is(err, event.ErrIdempotencyConflict) {
-			return event.AppendResult{}, err
+	moved := false
+	for i, r := range reqs {
+		if err != nil {
+			r.done <- appendResp{err: s.translate("append "+r.stream, err)}
+			continue
 		}
-		return event.AppendResult{}, s.translate("append "+stream, err)
+		moved = moved || resps[i].err == nil
+		r.done <- resps[i]
 	}
-	s.moved.wake()
-	return res, nil
+	if moved {
+		s.moved.wake()
+	}
 }
 
-// appendOnce runs one append transaction, retried whole on 40001.
-func (s *Store) appendOnce(ctx context.Context, stream string, expected event.ExpectedVersion, events []event.Proposed, ids []string) (event.AppendResult, error) {
-	var res event.AppendResult
+func (s *Store) commitOnce(ctx context.Context, reqs []*appendReq) ([]appendResp, error) {
+	var resps []appendResp
 	ctx = crdb.WithMaxRetries(ctx, s.cfg.MaxRetries)
 	err := crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
 		return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
 			var err error
-			res, err = s.appendTx(ctx, tx, stream, expected, events, ids)
+			resps, err = s.appendTx(ctx, tx, reqs)
 			return err
 		})
 	})
-	return res, err
+	return resps, err
+}
+
+// streamState is a stream's head as the transaction moves it.
+type streamState struct {
+	version uint64
+	hash    event.Hash
+	dirty   bool
 }
 
 // appendTx is the body of the append transaction: database work only, since
-// it runs again on every retry.
-func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected event.ExpectedVersion, events []event.Proposed, ids []string) (event.AppendResult, error) {
+// it runs again on every retry. It decides every req in order against the
+// stored state plus the reqs accepted before it, and writes the accepted
+// ones. A req's own failure (expected version, idempotency conflict) is its
+// response; an error return aborts the whole transaction.
+func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, reqs []*appendReq) ([]appendResp, error) {
 	// First statement, so the transaction's snapshot is taken after the
 	// lock is granted (see the package doc).
 	if _, err := tx.Exec(ctx, `LOCK TABLE eventstore_append_lock IN EXCLUSIVE MODE`); err != nil {
-		return event.AppendResult{}, err
+		return nil, err
 	}
 
+	var ids, streams []string
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		ids = append(ids, r.ids...)
+		if !seen[r.stream] {
+			seen[r.stream] = true
+			streams = append(streams, r.stream)
+		}
+	}
 	var b pgx.Batch
 	b.Queue(`SELECT event_id, stream_id, version, position FROM eventstore_events WHERE event_id = ANY($1)`, ids)
-	b.Queue(`SELECT version, last_hash FROM eventstore_streams WHERE stream_id = $1`, stream)
+	b.Queue(`SELECT stream_id, version, last_hash FROM eventstore_streams WHERE stream_id = ANY($1)`, streams)
 	b.Queue(`SELECT position, global_hash FROM eventstore_head WHERE id`)
 	br := tx.SendBatch(ctx, &b)
 	found, err := scanStoredIDs(br)
 	if err != nil {
 		br.Close()
-		return event.AppendResult{}, err
+		return nil, err
+	}
+	state, err := scanStreams(br)
+	if err != nil {
+		br.Close()
+		return nil, err
 	}
 	var (
-		current    int64
-		streamHash []byte
-		headPos    int64
-		headHash   []byte
+		headPos  int64
+		headHash []byte
 	)
-	if err := br.QueryRow().Scan(&current, &streamHash); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		br.Close()
-		return event.AppendResult{}, err
-	}
 	if err := br.QueryRow().Scan(&headPos, &headHash); err != nil {
 		br.Close()
 		if errors.Is(err, pgx.ErrNoRows) {
-			return event.AppendResult{}, errors.New("eventstore_head is empty: run Migrate")
+			return nil, errors.New("eventstore_head is empty: run Migrate")
 		}
-		return event.AppendResult{}, err
+		return nil, err
 	}
 	if err := br.Close(); err != nil {
-		return event.AppendResult{}, err
-	}
-
-	if res, retry, err := matchRetry(stream, ids, found); retry || err != nil {
-		return res, err
-	}
-	if !expected.Holds(uint64(current)) {
-		return event.AppendResult{}, &event.ConcurrencyError{Stream: stream, Expected: expected, Actual: uint64(current)}
-	}
-	prevStream, err := toHash(streamHash, current == 0)
-	if err != nil {
-		return event.AppendResult{}, err
+		return nil, err
 	}
 	prevGlobal, err := toHash(headHash, false)
 	if err != nil {
-		return event.AppendResult{}, err
+		return nil, err
 	}
 
 	now := s.cfg.Now().UTC()
-	n := len(events)
-	cols := newInsertColumns(n)
-	for i, p := range events {
-		e := event.Envelope{
-			ID:            p.ID,
-			StreamID:      stream,
-			Type:          p.Type,
-			SchemaVersion: p.SchemaVersion,
-			Data:          p.Data,
-			Metadata:      p.Metadata,
-			RecordedAt:    now,
-			Version:       uint64(current) + uint64(i) + 1,
-			Position:      uint64(headPos) + uint64(i) + 1,
+	head := uint64(headPos)
+	cols := newInsertColumns(len(ids))
+	resps := make([]appendResp, len(reqs))
+	for i, r := range reqs {
+		if res, retry, err := matchRetry(r.stream, r.ids, found); retry || err != nil {
+			resps[i] = appendResp{res, err}
+			continue
 		}
-		event.Seal(&e, prevStream, prevGlobal)
-		prevStream, prevGlobal = e.Hash, e.GlobalHash
-		cols.add(&e)
+		st := state[r.stream]
+		if st == nil {
+			st = &streamState{}
+			state[r.stream] = st
+		}
+		if !r.expected.Holds(st.version) {
+			resps[i].err = &event.ConcurrencyError{Stream: r.stream, Expected: r.expected, Actual: st.version}
+			continue
+		}
+		res := event.AppendResult{FirstVersion: st.version + 1, FirstPosition: head + 1}
+		for _, p := range r.events {
+			st.version++
+			head++
+			e := event.Envelope{
+				ID: p.ID, StreamID: r.stream, Type: p.Type, SchemaVersion: p.SchemaVersion,
+				Data: p.Data, Metadata: p.Metadata, RecordedAt: now,
+				Version: st.version, Position: head,
+			}
+			event.Seal(&e, st.hash, prevGlobal)
+			st.hash, prevGlobal = e.Hash, e.GlobalHash
+			cols.add(&e)
+			found[p.ID] = storedID{r.stream, e.Version, e.Position} // a later req in the group may retry it
+		}
+		st.dirty = true
+		res.LastVersion, res.LastPosition = st.version, head
+		resps[i].res = res
 	}
-	last := uint64(headPos) + uint64(n)
+	if head == uint64(headPos) {
+		return resps, nil // nothing to write
+	}
 
+	var upStream []string
+	var upVersion []int64
+	var upHash [][]byte
+	for _, name := range streams {
+		if st := state[name]; st != nil && st.dirty {
+			upStream = append(upStream, name)
+			upVersion = append(upVersion, int64(st.version))
+			upHash = append(upHash, clone(st.hash))
+		}
+	}
 	b = pgx.Batch{}
 	b.Queue(`INSERT INTO eventstore_events (position, stream_id, version, event_id, type, schema_version, data,
 			tenant, correlation_id, causation_id, actor, region, recorded_at_ns, prev_hash, hash, prev_global_hash, global_hash)
@@ -174,20 +292,41 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 		cols.position, cols.stream, cols.version, cols.id, cols.typ, cols.schemaVersion, cols.data,
 		cols.tenant, cols.correlation, cols.causation, cols.actor, cols.region, cols.recordedAt,
 		cols.prevHash, cols.hash, cols.prevGlobal, cols.global)
-	b.Queue(`INSERT INTO eventstore_streams (stream_id, version, last_hash) VALUES ($1, $2, $3)
+	b.Queue(`INSERT INTO eventstore_streams (stream_id, version, last_hash)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])
 		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
-		stream, current+int64(n), prevStream[:])
-	b.Queue(`UPDATE eventstore_head SET position = $1, global_hash = $2 WHERE id`, int64(last), prevGlobal[:])
-	b.Queue(`SELECT pg_notify($1, $2)`, s.channel, fmt.Sprint(last))
+		upStream, upVersion, upHash)
+	b.Queue(`UPDATE eventstore_head SET position = $1, global_hash = $2 WHERE id`, int64(head), prevGlobal[:])
+	b.Queue(`SELECT pg_notify($1, $2)`, s.channel, fmt.Sprint(head))
 	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
-		return event.AppendResult{}, err
+		return nil, err
 	}
-	return event.AppendResult{
-		FirstVersion:  uint64(current) + 1,
-		LastVersion:   uint64(current) + uint64(n),
-		FirstPosition: uint64(headPos) + 1,
-		LastPosition:  last,
-	}, nil
+	return resps, nil
+}
+
+func scanStreams(br pgx.BatchResults) (map[string]*streamState, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	state := map[string]*streamState{}
+	for rows.Next() {
+		var (
+			name    string
+			version int64
+			hash    []byte
+		)
+		if err := rows.Scan(&name, &version, &hash); err != nil {
+			return nil, err
+		}
+		h, err := toHash(hash, false)
+		if err != nil {
+			return nil, err
+		}
+		state[name] = &streamState{version: uint64(version), hash: h}
+	}
+	return state, rows.Err()
 }
 
 // storedID is where an already stored event ID lives.
@@ -216,19 +355,25 @@ func scanStoredIDs(br pgx.BatchResults) (map[string]storedID, error) {
 	return found, rows.Err()
 }
 
-// matchRetry decides what stored IDs mean for a proposal (the Appender
+// matchRetry decides what stored IDs (found may hold others too) mean for a proposal (the Appender
 // idempotency contract): none stored, not a retry; all stored consecutively
 // and in order in stream, a retry whose original result it returns; any
 // other overlap, event.ErrIdempotencyConflict.
 func matchRetry(stream string, ids []string, found map[string]storedID) (res event.AppendResult, retry bool, err error) {
-	if len(found) == 0 {
+	hits := 0
+	for _, id := range ids {
+		if _, ok := found[id]; ok {
+			hits++
+		}
+	}
+	if hits == 0 {
 		return event.AppendResult{}, false, nil
 	}
 	conflict := func(why string) (event.AppendResult, bool, error) {
 		return event.AppendResult{}, false, fmt.Errorf("append %s: %w: %s", stream, event.ErrIdempotencyConflict, why)
 	}
-	if len(found) != len(ids) {
-		return conflict(fmt.Sprintf("%d of %d event IDs already stored", len(found), len(ids)))
+	if hits != len(ids) {
+		return conflict(fmt.Sprintf("%d of %d event IDs already stored", hits, len(ids)))
 	}
 	first := found[ids[0]]
 	for i, id := range ids {

@@ -92,6 +92,14 @@ type Config struct {
 	// MaxRetries caps whole-transaction retries after serialization
 	// failures. Default 50.
 	MaxRetries int
+	// GroupCommit makes concurrent Appends share transactions: one
+	// committer goroutine takes every append waiting and commits them
+	// together (one lock, one WAL flush), each still checked and answered
+	// on its own. Off, each Append is its own transaction.
+	GroupCommit bool
+	// MaxGroupEvents bounds the events of one group commit (a single larger
+	// append still commits alone). Default 2000.
+	MaxGroupEvents int
 }
 
 func (c *Config) setDefaults() {
@@ -107,6 +115,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 50
 	}
+	if c.MaxGroupEvents == 0 {
+		c.MaxGroupEvents = 2000
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -120,6 +131,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("sqlstore: negative PollInterval %s", c.PollInterval)
 	case c.MaxRetries < 0:
 		return fmt.Errorf("sqlstore: negative MaxRetries %d", c.MaxRetries)
+	case c.MaxGroupEvents < 1:
+		return fmt.Errorf("sqlstore: MaxGroupEvents %d: need at least 1", c.MaxGroupEvents)
 	}
 	return nil
 }
@@ -136,8 +149,10 @@ type Store struct {
 	stop      context.CancelFunc
 	listening sync.WaitGroup
 
-	moved     waker
-	appending chan struct{} // semaphore of in-flight append transactions
+	moved      waker
+	appending  chan struct{}   // semaphore of in-flight append transactions
+	queue      chan *appendReq // to the group committer (unbuffered)
+	committing sync.WaitGroup
 }
 
 var (
@@ -174,11 +189,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		done:      make(chan struct{}),
 		moved:     newWaker(),
 		appending: make(chan struct{}, 2),
+		queue:     make(chan *appendReq),
 	}
 	lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
 	s.listening.Add(1)
 	go s.listen(lctx, pcfg.ConnConfig.Copy())
+	if cfg.GroupCommit {
+		s.committing.Add(1)
+		go s.committer(lctx)
+	}
 	return s, nil
 }
 
@@ -190,6 +210,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		close(s.done)
+		s.committing.Wait() // lets the group in flight commit and answer
 		s.stop()
 		s.listening.Wait()
 		s.pool.Close()

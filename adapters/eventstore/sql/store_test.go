@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,12 +19,12 @@ import (
 
 // openFresh opens a migrated store in a schema of its own on the test
 // PostgreSQL server.
-func openFresh(t *testing.T) (*Store, string) {
+func openFresh(t *testing.T, group bool) (*Store, string) {
 	t.Helper()
 	dsn := testenv.FreshSchema(t, testenv.PostgresDSN(t))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	s, err := Open(ctx, Config{DSN: dsn, PollInterval: 50 * time.Millisecond})
+	s, err := Open(ctx, Config{DSN: dsn, PollInterval: 50 * time.Millisecond, GroupCommit: group})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -37,10 +38,19 @@ func openFresh(t *testing.T) (*Store, string) {
 	return s, dsn
 }
 
+// modes runs fn with each append mode: one transaction per append, and
+// group commit.
+func modes(t *testing.T, fn func(t *testing.T, group bool)) {
+	t.Run("PerAppend", func(t *testing.T) { fn(t, false) })
+	t.Run("GroupCommit", func(t *testing.T) { fn(t, true) })
+}
+
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) event.Store {
-		s, _ := openFresh(t)
-		return s
+	modes(t, func(t *testing.T, group bool) {
+		storetest.Run(t, func(t *testing.T) event.Store {
+			s, _ := openFresh(t, group)
+			return s
+		})
 	})
 }
 
@@ -78,7 +88,11 @@ CREATE CONSTRAINT TRIGGER fail_first_commit AFTER INSERT ON eventstore_events
 // PostgreSQL and proves the append survives exactly once with the right
 // result: crdb.ExecuteCtx re-ran the whole transaction from BEGIN.
 func TestSerializationFailureAtCommitRetriesWholeTransaction(t *testing.T) {
-	s, _ := openFresh(t)
+	modes(t, testCommitFailure)
+}
+
+func testCommitFailure(t *testing.T, group bool) {
+	s, _ := openFresh(t, group)
 	ctx := t.Context()
 	setup := proposed("setup", 2)
 	if _, err := s.Append(ctx, "order-1", event.NoStream, setup); err != nil {
@@ -133,13 +147,63 @@ func TestSerializationFailureAtCommitRetriesWholeTransaction(t *testing.T) {
 	t.Logf("commit-time 40001 injected (trigger fired %d times over 2 attempts): append stored exactly once at %+v", attempts, res)
 }
 
+// TestCommitFailureUnderConcurrentAppends injects the commit-time 40001
+// while 16 writers append at once (in group commit mode several of them
+// share the failing transaction): every append is stored exactly once where
+// its result says.
+func TestCommitFailureUnderConcurrentAppends(t *testing.T) {
+	modes(t, func(t *testing.T, group bool) {
+		s, _ := openFresh(t, group)
+		ctx := t.Context()
+		if _, err := s.pool.Exec(ctx, failFirstCommit); err != nil {
+			t.Fatalf("install trigger: %v", err)
+		}
+		const writers = 16
+		results := make([]event.AppendResult, writers)
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				results[w], errs[w] = s.Append(ctx, fmt.Sprintf("order-%d", w%4), event.Any, proposed(fmt.Sprintf("w%d", w), 2))
+			})
+		}
+		wg.Wait()
+		for w := range writers {
+			if errs[w] != nil {
+				t.Fatalf("writer %d: %v", w, errs[w])
+			}
+		}
+		all, err := s.ReadAll(ctx, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 2*writers {
+			t.Fatalf("$all has %d events, want %d", len(all), 2*writers)
+		}
+		verifyChains(t, all)
+		for w, r := range results {
+			for i, id := range []string{event.DeriveID(fmt.Sprintf("w%d", w), 0), event.DeriveID(fmt.Sprintf("w%d", w), 1)} {
+				e := all[r.FirstPosition-1+uint64(i)]
+				if e.ID != id || e.Version != r.FirstVersion+uint64(i) {
+					t.Fatalf("writer %d: position %d holds %s v%d, result %+v", w, r.FirstPosition+uint64(i), e.ID, e.Version, r)
+				}
+			}
+		}
+		var fired int64
+		if err := s.pool.QueryRow(ctx, `SELECT last_value FROM commit_attempts`).Scan(&fired); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("group=%v: 40001 at the first commit, %d trigger firings, %d appends stored exactly once, chains verified", group, fired, writers)
+	})
+}
+
 // TestSavepointHelperLosesCommitFailure is the control for the test above:
 // the same commit-time 40001 against cockroach-go's savepoint helper
 // (crdbpgxv5.ExecuteTx, the pitfall in ARCHITECTURE.md) does not end with
 // the write stored and a nil error, so the injected fault is one that only
 // a whole-transaction retry survives.
 func TestSavepointHelperLosesCommitFailure(t *testing.T) {
-	s, _ := openFresh(t)
+	s, _ := openFresh(t, false)
 	ctx := t.Context()
 	if _, err := s.pool.Exec(ctx, failFirstCommit); err != nil {
 		t.Fatalf("install trigger: %v", err)

@@ -100,8 +100,8 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		PluginName:        sqliteplugin.PluginName,
 		ConnectAttributes: map[string]string{"journal_mode": "wal", "synchronous": "1"},
 		DatabaseName:      c.DBPath,
-		MaxConns:          4,
-		MaxIdleConns:      4,
+		MaxConns:          envInt("LC_MAXCONNS", 4),
+		MaxIdleConns:      envInt("LC_MAXCONNS", 4),
 	}
 	if c.Durable {
 		sqlCfg.ConnectAttributes["synchronous"] = "2"
@@ -262,4 +262,11 @@ func freePorts(ip string, n int) ([]int, error) {
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
+}
+
+func envInt(k string, d int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return d
 }
