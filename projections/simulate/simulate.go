@@ -512,7 +512,9 @@ func (s *Sim) orderLife(ctx context.Context, n int, yield func() bool) {
 		for _, step := range []func(*fulfillment.Fulfillment) ([]event.Event, error){
 			func(a *fulfillment.Fulfillment) ([]event.Event, error) { return a.Pick(sh.ID, now) },
 			func(a *fulfillment.Fulfillment) ([]event.Event, error) { return a.Pack(sh.ID, now) },
-			func(a *fulfillment.Fulfillment) ([]event.Event, error) { return a.Ship(sh.ID, "dhl", "trk-"+sh.ID, now) },
+			func(a *fulfillment.Fulfillment) ([]event.Event, error) {
+				return a.Ship(sh.ID, "dhl", "trk-"+sh.ID, now)
+			},
 		} {
 			adv(time.Duration(1+r.IntN(12)) * time.Hour)
 			exec(ctx, s, f, fmt.Sprintf("%s/ship-step/%d", sh.ID, f.version), md("ops:warehouse"), step)
