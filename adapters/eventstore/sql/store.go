@@ -28,22 +28,33 @@
 // snapshot that sees p+1 sees p: a reader's single SELECT ... ORDER BY
 // position is always a prefix of the log, never a log with a hole.
 //
-// The lock is a throughput measure, not the correctness argument:
-// SERIALIZABLE alone would already reject any interleaving that could
-// reuse or reorder positions. Without the lock, concurrent appenders all
-// read the head row, the first to commit wins and every other one fails
-// with 40001 and retries (a retry storm that grows with the writer count).
-// LOCK TABLE takes no snapshot, so a SERIALIZABLE transaction that begins
-// with it sees everything committed before it got the lock and never fails
-// on the head row. The lock lives on a table nobody writes so autovacuum
-// never holds it; readers take no lock that conflicts with EXCLUSIVE.
+// The lock is a liveness measure, not the correctness argument:
+// SERIALIZABLE alone already rejects any interleaving that could reuse or
+// reorder positions. Measured here without it (64 writers, PostgreSQL 15):
+// reading the head row and inserting p+1 lets two appenders clash on the
+// events primary key, which PostgreSQL reports as 23505 (not 40001, since
+// neither read that key), so appends fail instead of retrying; locking the
+// head row first (SELECT ... FOR UPDATE, the textbook method) turns every
+// waiter into a 40001 when the holder commits, and under 64 independent
+// writers some appends exhausted 50 whole-transaction retries. LOCK TABLE
+// takes no snapshot, so a SERIALIZABLE transaction that begins with it sees
+// everything committed before it got the lock and never fails on the head.
+// The lock lives on a table nobody writes, so autovacuum never holds it;
+// readers take no lock that conflicts with EXCLUSIVE. On CockroachDB (not
+// tested here) LOCK TABLE is not supported; the head-row method is what
+// works there, as CockroachDB refreshes a waiter's timestamp instead of
+// failing it.
 //
-// The price is one append at a time per database: throughput is bounded by
-// round trips plus one WAL flush per append (PostgreSQL's own commit
-// grouping cannot help while the lock is held through COMMIT). The
-// alternative, a sequence plus a "visible up to" watermark, allows
-// concurrent commits but needs a second mechanism to publish the watermark
-// in order; see the package README figures in the report for both.
+// The price is one append transaction at a time per database: throughput is
+// bounded by round trips plus one WAL flush per transaction. Two things
+// recover most of it: a process runs at most two append transactions at once
+// (one holding the lock, one queued with BEGIN done; more only add lock
+// hand-overs), and with Config.GroupCommit one committer goroutine puts every
+// append waiting in one transaction (one lock, one flush), each still
+// decided and answered on its own. A sequence plus a "visible up to"
+// watermark would let transactions commit concurrently, but publishing the
+// watermark in order needs its own serialisation point, so it was not
+// pursued.
 //
 // # Retries
 //
