@@ -205,7 +205,9 @@ func (*notFoundError) Error() string    { return "stream not found" }
 
 // classify translates an ESDB client error code and message into the
 // backend errors above or a port error: nothing above this package sees an
-// esdb type.
+// esdb type. An unknown code is a plain error, not transient: resending
+// could repeat a permanent failure; the caller's retry with the same IDs
+// settles the outcome.
 func classify(code esdb.ErrorCode, msg string) error {
 	switch code {
 	case esdb.ErrorCodeWrongExpectedVersion:
@@ -215,7 +217,7 @@ func classify(code esdb.ErrorCode, msg string) error {
 		return &notFoundError{}
 	case esdb.ErrorCodeConnectionClosed:
 		return fmt.Errorf("kurrentdb: %s: %w", msg, event.ErrClosed)
-	case esdb.ErrorCodeDeadlineExceeded, esdb.ErrorUnavailable, esdb.ErrorAborted, esdb.ErrorCodeNotLeader, esdb.ErrorCodeUnknown:
+	case esdb.ErrorCodeDeadlineExceeded, esdb.ErrorUnavailable, esdb.ErrorAborted, esdb.ErrorCodeNotLeader:
 		return &transientError{msg: msg}
 	case esdb.ErrorCodeStreamDeleted:
 		return fmt.Errorf("kurrentdb: %s (livecore never deletes streams): %w", msg, event.ErrCorrupt)

@@ -173,7 +173,7 @@ func TestClassify(t *testing.T) {
 	if err := classify(esdb.ErrorCodeWrongExpectedVersion, "expecting '1' but got '4'"); !errors.As(err, &wrong) || wrong.actual != 5 || !wrong.known {
 		t.Errorf("wrong expected version: %#v", err)
 	}
-	for _, c := range []esdb.ErrorCode{esdb.ErrorCodeDeadlineExceeded, esdb.ErrorUnavailable, esdb.ErrorAborted, esdb.ErrorCodeNotLeader, esdb.ErrorCodeUnknown} {
+	for _, c := range []esdb.ErrorCode{esdb.ErrorCodeDeadlineExceeded, esdb.ErrorUnavailable, esdb.ErrorAborted, esdb.ErrorCodeNotLeader} {
 		var tr *transientError
 		if err := classify(c, "x"); !errors.As(err, &tr) {
 			t.Errorf("code %d: %v, want transient", c, err)
@@ -189,8 +189,11 @@ func TestClassify(t *testing.T) {
 	if err := classify(esdb.ErrorCodeStreamDeleted, "x"); !errors.Is(err, event.ErrCorrupt) {
 		t.Errorf("deleted: %v", err)
 	}
-	if err := classify(esdb.ErrorCodeAccessDenied, "denied"); err == nil || !strings.Contains(err.Error(), "denied") {
-		t.Errorf("access denied: %v", err)
+	for _, c := range []esdb.ErrorCode{esdb.ErrorCodeAccessDenied, esdb.ErrorCodeUnknown, esdb.ErrorCodeUnauthenticated} {
+		var tr *transientError
+		if err := classify(c, "denied"); err == nil || errors.As(err, &tr) || !strings.Contains(err.Error(), "denied") {
+			t.Errorf("code %d: %v, want a plain error", c, err)
+		}
 	}
 }
 
