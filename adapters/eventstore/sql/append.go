@@ -19,6 +19,9 @@ import (
 // a connection failure that may have hidden a commit.
 const ambiguousRetries = 3
 
+// groupTimeout bounds one group commit, retries included.
+const groupTimeout = time.Minute
+
 // appendReq is one Append call on its way into a transaction.
 type appendReq struct {
 	ctx      context.Context
@@ -122,7 +125,11 @@ func (s *Store) committer(ctx context.Context) {
 			live = append(live, r)
 		}
 		if len(live) > 0 {
-			s.commit(ctx, live)
+			// No caller's ctx governs a shared transaction; bound it so a
+			// hung server cannot stall the committer forever.
+			gctx, cancel := context.WithTimeout(ctx, groupTimeout)
+			s.commit(gctx, live)
+			cancel()
 		}
 	}
 }

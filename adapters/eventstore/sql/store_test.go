@@ -197,6 +197,69 @@ func TestCommitFailureUnderConcurrentAppends(t *testing.T) {
 	})
 }
 
+// TestTwoStoresShareOneLog runs writers through two Stores (two pools, as
+// two processes would) on one schema: positions stay contiguous, chains
+// link, and NOTIFY from one store wakes a WaitHead on the other long before
+// its poll interval.
+func TestTwoStoresShareOneLog(t *testing.T) {
+	modes(t, func(t *testing.T, group bool) {
+		a, dsn := openFresh(t, group)
+		ctx := t.Context()
+		b, err := Open(ctx, Config{DSN: dsn, GroupCommit: group, PollInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		a.cfg.PollInterval = time.Hour // only a notification can wake a
+
+		woke := make(chan time.Duration, 1)
+		ready := make(chan struct{})
+		go func() {
+			close(ready)
+			start := time.Now()
+			if _, err := a.WaitHead(ctx, 0); err != nil {
+				t.Errorf("WaitHead: %v", err)
+			}
+			woke <- time.Since(start)
+		}()
+		<-ready
+		time.Sleep(50 * time.Millisecond)
+		if _, err := b.Append(ctx, "order-x", event.Any, proposed("first", 1)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-woke:
+			t.Logf("WaitHead on store A woke %v after the WaitHead started, by NOTIFY from store B", d.Round(time.Millisecond))
+		case <-time.After(10 * time.Second):
+			t.Fatal("WaitHead on store A did not wake on store B's append (LISTEN/NOTIFY)")
+		}
+
+		const writers, per = 8, 25
+		var wg sync.WaitGroup
+		for w := range writers {
+			s := a
+			if w%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				for i := range per {
+					if _, err := s.Append(ctx, fmt.Sprintf("order-%d", (w+i)%5), event.Any, proposed(fmt.Sprintf("two-%d-%d", w, i), 1+i%2)); err != nil {
+						t.Errorf("writer %d: %v", w, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		all, err := b.ReadAll(ctx, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifyChains(t, all)
+		t.Logf("%d writers over two stores: %d events, positions 1..%d contiguous, chains verified", writers, len(all), len(all))
+	})
+}
+
 // TestSavepointHelperLosesCommitFailure is the control for the test above:
 // the same commit-time 40001 against cockroach-go's savepoint helper
 // (crdbpgxv5.ExecuteTx, the pitfall in ARCHITECTURE.md) does not end with
