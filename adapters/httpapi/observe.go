@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -185,6 +186,14 @@ func (s *Server) logRequest(r *http.Request, info *reqInfo, sw *statusWriter, ro
 	}
 	if sw.status >= 500 {
 		level = slog.LevelError
+	}
+	if r.Context().Err() != nil {
+		// The client went away; what failed is most likely its cancelled
+		// context, not the server.
+		attrs = append(attrs, slog.Bool("client_gone", true))
+		if level == slog.LevelError && info.err != nil && errors.Is(info.err, context.Canceled) {
+			level = slog.LevelWarn
+		}
 	}
 	s.cfg.Logger.LogAttrs(r.Context(), level, "http request", attrs...)
 }

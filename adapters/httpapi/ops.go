@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // handleHealthz is liveness: the process serves HTTP. It checks nothing
@@ -84,7 +82,7 @@ func runCheck(ctx context.Context, c ReadyCheck) (err error) {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
-	promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	s.metricsHandler.ServeHTTP(w, r)
 	return nil
 }
 

@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Header names of the API.
@@ -187,6 +188,8 @@ type Server struct {
 	spec     *SpecValidator // nil unless cfg.ValidateRequests
 	draining atomic.Bool
 	handler  http.Handler
+
+	metricsHandler http.Handler
 }
 
 // HandlerFunc is an endpoint: it writes a response and returns nil, or
@@ -208,6 +211,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	s.metricsHandler = promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})
 	if cfg.ValidateRequests {
 		if s.spec, err = NewSpecValidator(); err != nil {
 			return nil, err

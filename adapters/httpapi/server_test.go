@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -367,7 +368,9 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- e.srv.Serve(ctx, ln, httpapi.ServeOptions{Grace: 5 * time.Second}) }()
+	go func() {
+		served <- e.srv.Serve(ctx, ln, httpapi.ServeOptions{Grace: 5 * time.Second, DrainDelay: 300 * time.Millisecond})
+	}()
 
 	base := "http://" + ln.Addr().String()
 	type out struct {
@@ -390,8 +393,20 @@ func TestGracefulShutdownFinishesInFlightRequests(t *testing.T) {
 	}()
 	<-e.app.entered // the request is in its handler
 	stop()
-	time.Sleep(100 * time.Millisecond) // Shutdown has closed the listener
-	if _, err := http.Get(base + "/healthz"); err == nil {
+	// During the drain delay the server still answers, but not ready.
+	time.Sleep(50 * time.Millisecond)
+	noKeepAlive := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := noKeepAlive.Get(base + "/readyz")
+	if err != nil {
+		t.Fatalf("readyz while draining: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), `"draining"`) {
+		t.Errorf("readyz while draining: %d %s", resp.StatusCode, b)
+	}
+	time.Sleep(400 * time.Millisecond) // past the drain delay: the listener is closed
+	if _, err := noKeepAlive.Get(base + "/healthz"); err == nil {
 		t.Error("a new connection was accepted during shutdown")
 	}
 	close(e.app.gate)
@@ -432,5 +447,24 @@ func TestRuntimeSpecValidation(t *testing.T) {
 	}
 	if res := e.do(e.req("POST", "/v1/orders", e.checkout, orderBody, "Idempotency-Key", newIdemKey()), true); res.status != 201 {
 		t.Errorf("valid request refused: %d %s", res.status, res.body)
+	}
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	e := newEnv(t)
+	res := e.do(e.req("GET", "/openapi.json", "", ""), true)
+	want, err := httpapi.OpenAPIJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.status != 200 || res.header.Get("Content-Type") != "application/json" || string(res.body) != string(want) {
+		t.Fatalf("/openapi.json: %d %s (%d bytes)", res.status, res.header.Get("Content-Type"), len(res.body))
+	}
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(res.body, &doc); err != nil || doc.OpenAPI != "3.1.0" || doc.Paths["/v1/orders/{id}/checkout"] == nil {
+		t.Fatalf("served document: %v %q", err, doc.OpenAPI)
 	}
 }
