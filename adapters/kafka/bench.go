@@ -90,17 +90,17 @@ type BenchResult struct {
 	Broker string // "in-process" or the seed brokers
 	// ExactlyOnce and AtLeastOnce are events/s per round; the medians
 	// and Overhead (1 - EOS/ALO, in percent) compare them.
-	ExactlyOnce, AtLeastOnce                 []float64
-	ExactlyOnceMedian, AtLeastOnceMedian     float64
-	OverheadPercent                          float64
-	TransactionsPerRun                       float64 // exactly-once, median
-	LagP50, LagP99, LagMax                   time.Duration
-	LagSamples                               int
-	LagRate                                  int
-	Events, EventBytes, Streams, Rounds      int
-	MaxEvents                                int
-	MaxDelay                                 time.Duration
-	Partitions                               int32
+	ExactlyOnce, AtLeastOnce             []float64
+	ExactlyOnceMedian, AtLeastOnceMedian float64
+	OverheadPercent                      float64
+	TransactionsPerRun                   float64 // exactly-once, median
+	LagP50, LagP99, LagMax               time.Duration
+	LagSamples                           int
+	LagRate                              int
+	Events, EventBytes, Streams, Rounds  int
+	MaxEvents                            int
+	MaxDelay                             time.Duration
+	Partitions                           int32
 }
 
 // RunBench measures the bridge: events/s publishing a pre-filled store
