@@ -9,49 +9,77 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+
+	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
 )
 
 type devConfig struct {
-	dataDir  string
+	stack    stackConfig
 	httpAddr string
 	reset    bool
 }
 
 func newDevCmd() *cobra.Command {
 	var c devConfig
+	var brokers string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole product in one process on embedded defaults",
-		Long: `dev runs livecore in one process with embedded defaults: the event store
-(Pebble), and as they are wired in, the Temporal server and worker, the
-Kafka-protocol broker and the SQL read models. All data lives under --data-dir.
+		Long: `dev runs livecore in one process on embedded defaults, with all data under
+--data-dir:
 
-It listens on --http-addr and answers GET /healthz (liveness) and GET /readyz
-(readiness). Stop it with Ctrl-C: in-flight requests finish first.`,
+  events/          the event store (Pebble; every append fsynced)
+  readmodels.db    SQL read models and the finance journal (SQLite)
+  kafka/           the Kafka-protocol broker (franz-go kfake), fed exactly once
+                   by the bridge
+  temporal.db      the Temporal server (SQLite) that runs the sagas
+
+It serves the HTTP API on --http-addr; GET /healthz, /readyz and /metrics
+are always there. Stop it with Ctrl-C: in-flight requests finish first.
+
+Point parts at real infrastructure with --kafka-brokers and
+--temporal-address; the embedded part is then not started.`,
 		Example: `  livecore dev
   livecore dev --data-dir /tmp/lc --http-addr 127.0.0.1:9090
-  livecore dev --reset        # delete --data-dir first`,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDev(cmd.Context(), c) },
+  livecore dev --reset                       # delete --data-dir first
+  livecore dev --kafka-brokers 127.0.0.1:9092`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if brokers != "" {
+				c.stack.kafkaBrokers = strings.Split(brokers, ",")
+			}
+			return runDev(cmd.Context(), c)
+		},
 	}
-	cmd.Flags().StringVar(&c.dataDir, "data-dir", envOr("LIVECORE_DATA_DIR", "./data"), "directory for all embedded data (env LIVECORE_DATA_DIR)")
-	cmd.Flags().StringVar(&c.httpAddr, "http-addr", envOr("LIVECORE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LIVECORE_HTTP_ADDR)")
-	cmd.Flags().BoolVar(&c.reset, "reset", false, "delete --data-dir before starting")
+	f := cmd.Flags()
+	f.StringVar(&c.stack.dataDir, "data-dir", envOr("LIVECORE_DATA_DIR", "./data"), "directory for all embedded data (env LIVECORE_DATA_DIR)")
+	f.StringVar(&c.httpAddr, "http-addr", envOr("LIVECORE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LIVECORE_HTTP_ADDR)")
+	f.StringVar(&c.stack.region, "region", envOr("LIVECORE_REGION", "local"), "this region's name: stamps events and names the Kafka bridge (env LIVECORE_REGION)")
+	f.StringVar(&brokers, "kafka-brokers", envOr("LIVECORE_KAFKA_BROKERS", ""), "comma-separated Kafka brokers; empty runs the embedded broker (env LIVECORE_KAFKA_BROKERS)")
+	f.IntVar(&c.stack.kafkaPort, "kafka-port", kembedded.DefaultPort, "port of the embedded Kafka broker")
+	f.StringVar(&c.stack.temporalAddress, "temporal-address", envOr("LIVECORE_TEMPORAL_ADDRESS", ""), "Temporal frontend host:port; empty runs the embedded server (env LIVECORE_TEMPORAL_ADDRESS)")
+	f.IntVar(&c.stack.temporalPort, "temporal-port", 7233, "frontend port of the embedded Temporal server")
+	f.BoolVar(&c.reset, "reset", false, "delete --data-dir before starting")
 	return cmd
 }
 
 func runDev(ctx context.Context, c devConfig) error {
+	log := slog.Default()
 	if c.reset {
-		if err := os.RemoveAll(c.dataDir); err != nil {
-			return fmt.Errorf("reset %s: %w", c.dataDir, err)
+		if err := os.RemoveAll(c.stack.dataDir); err != nil {
+			return fmt.Errorf("reset %s: %w", c.stack.dataDir, err)
 		}
 	}
-	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	start := time.Now()
+	s, err := buildStack(ctx, c.stack, log)
+	if err != nil {
+		return err
 	}
-	abs, _ := filepath.Abs(c.dataDir)
+	defer s.close()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -62,26 +90,43 @@ func runDev(ctx context.Context, c devConfig) error {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.httpAddr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	slog.Info("livecore dev ready", "http", "http://"+ln.Addr().String(), "data_dir", abs)
-	fmt.Printf("livecore dev: http://%s  (health: /healthz)  data: %s\n", ln.Addr(), abs)
+	runCtx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	go func() { errc <- s.run(runCtx) }()
+
+	abs, _ := filepath.Abs(c.stack.dataDir)
+	fmt.Printf("livecore dev is up in %v\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("  API:       http://%s\n", ln.Addr())
+	fmt.Printf("  health:    http://%s/healthz   metrics: http://%s/metrics\n", ln.Addr(), ln.Addr())
+	if s.temporal != nil {
+		fmt.Printf("  temporal:  %s (namespace %s)\n", s.temporal.HostPort(), s.temporal.Namespace())
+	}
+	if s.broker != nil {
+		fmt.Printf("  kafka:     %s (embedded)\n", strings.Join(s.broker.Brokers(), ","))
+	}
+	fmt.Printf("  data:      %s\n", abs)
 
 	select {
 	case <-ctx.Done():
 	case err := <-errc:
-		return err
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
-	slog.Info("shutting down")
+	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopRun()
 	return nil
 }
