@@ -158,6 +158,7 @@ type appendReq struct {
 	events   []event.Proposed
 	bytes    int
 	done     chan appendResp
+	replica  *replicaBatch // non-nil: an AppendReplicated (replica.go)
 }
 
 type appendResp struct {
@@ -533,6 +534,9 @@ func (s *Store) publishHead(pos uint64) {
 // prepare decides one append of the group and adds it to b. pending says
 // whether its outcome waits for b's sync (false: res/err are final now).
 func (s *Store) prepare(b *pebble.Batch, tx *groupState, r *appendReq) (res event.AppendResult, pending bool, err error) {
+	if r.replica != nil {
+		return s.prepareReplicas(b, tx, r)
+	}
 	res, retry, pending, err := s.retried(tx, r)
 	if err != nil || retry {
 		return res, pending, err
