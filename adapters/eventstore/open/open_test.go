@@ -2,6 +2,7 @@ package open
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -103,10 +104,9 @@ func BenchmarkCompare(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("raw fsync on this disk, same run: %s", fs)
-		var out strings.Builder
-		res, err := storebench.Run(b.Context(), targets, storebench.Options{Duration: d}, &out)
-		b.Logf("\n%s", out.String())
+		// Printed, not logged: benchmark logs are cut at a few lines.
+		fmt.Printf("raw fsync on this disk, same run: %s\n", fs)
+		res, err := storebench.Run(b.Context(), targets, storebench.Options{Duration: d}, os.Stdout)
 		if err != nil {
 			b.Fatal(err)
 		}
