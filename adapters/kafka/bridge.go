@@ -396,10 +396,15 @@ func (s *session) loop(ctx context.Context, checkpoint uint64) error {
 	}
 }
 
+// shutdownCommitLimit bounds the commit of the open transaction when Run's
+// ctx ends, so an unreachable broker cannot hold a shutdown for the whole
+// transaction timeout.
+const shutdownCommitLimit = 10 * time.Second
+
 // shutdown commits the open transaction (if any) on the way out.
 func (s *session) shutdown(ctx context.Context) error {
 	if s.txn != nil {
-		if err := s.commit(ctx); err != nil {
+		if err := s.commitWithin(ctx, min(shutdownCommitLimit, s.b.cfg.TransactionTimeout)); err != nil {
 			return err
 		}
 	}
@@ -444,6 +449,10 @@ func (s *session) classify(err error) error {
 
 // commit ends the open transaction: checkpoint record, flush, commit.
 func (s *session) commit(ctx context.Context) error {
+	return s.commitWithin(ctx, s.b.cfg.TransactionTimeout)
+}
+
+func (s *session) commitWithin(ctx context.Context, limit time.Duration) error {
 	b, t := s.b, s.txn
 	start := time.Now()
 	cp := Checkpoint{
@@ -455,7 +464,7 @@ func (s *session) commit(ctx context.Context) error {
 	}
 	// Finish a commit even when ctx is canceled (a clean shutdown), but no
 	// later than the broker would abort the transaction anyway.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.TransactionTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
 	defer cancel()
 	info := TxnInfo{FirstPosition: t.first.Position, LastPosition: t.last.Position, Events: t.events}
 
@@ -492,6 +501,7 @@ func (s *session) commit(ctx context.Context) error {
 	b.commits.Add(1)
 	b.m.published.Add(float64(info.Events))
 	b.setPublished(cp.Position)
+	b.updateLag(cctx)
 	if h := b.cfg.Hooks.AfterCommit; h != nil {
 		h(ctx, info)
 	}

@@ -3,7 +3,32 @@ package kafka
 import (
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
+
+// gather returns the bridge metrics' values (histograms: sample count).
+func gather(t testing.TB, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch {
+			case m.GetGauge() != nil:
+				out[mf.GetName()] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				out[mf.GetName()] = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				out[mf.GetName()] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
 
 // TestBridgeExactlyOnce publishes events across many streams, restarts the
 // bridge, appends more, and checks with Verify and with an independent
@@ -21,6 +46,14 @@ func TestBridgeExactlyOnce(t *testing.T) {
 		took := time.Since(start)
 		if err := stop(); err != nil {
 			t.Fatalf("run: %v", err)
+		}
+
+		// The metrics of the first run.
+		m := gather(t, cfg.Registerer.(*prometheus.Registry))
+		t.Logf("%s: metrics: %v", tg.name, m)
+		if m["livecore_bridge_last_published_position"] != float64(first) || m["livecore_bridge_lag_events"] != 0 ||
+			m["livecore_bridge_transactions_committed_total"] < 1 || m["livecore_bridge_events_published_total"] != float64(first) {
+			t.Errorf("metrics after publishing %d events: %v", first, m)
 		}
 
 		// Restart: a new bridge (same transactional ID and checkpoint)
