@@ -16,10 +16,11 @@ import (
 	"github.com/spf13/cobra"
 
 	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
+	"github.com/livecore/livecore/internal/stack"
 )
 
 type devConfig struct {
-	stack    stackConfig
+	stack    stack.Config
 	httpAddr string
 	reset    bool
 }
@@ -50,19 +51,19 @@ Point parts at real infrastructure with --kafka-brokers and
   livecore dev --kafka-brokers 127.0.0.1:9092`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if brokers != "" {
-				c.stack.kafkaBrokers = strings.Split(brokers, ",")
+				c.stack.KafkaBrokers = strings.Split(brokers, ",")
 			}
 			return runDev(cmd.Context(), c)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.stack.dataDir, "data-dir", envOr("LIVECORE_DATA_DIR", "./data"), "directory for all embedded data (env LIVECORE_DATA_DIR)")
+	f.StringVar(&c.stack.DataDir, "data-dir", envOr("LIVECORE_DATA_DIR", "./data"), "directory for all embedded data (env LIVECORE_DATA_DIR)")
 	f.StringVar(&c.httpAddr, "http-addr", envOr("LIVECORE_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (env LIVECORE_HTTP_ADDR)")
-	f.StringVar(&c.stack.region, "region", envOr("LIVECORE_REGION", "local"), "this region's name: stamps events and names the Kafka bridge (env LIVECORE_REGION)")
+	f.StringVar(&c.stack.Region, "region", envOr("LIVECORE_REGION", "local"), "this region's name: stamps events and names the Kafka bridge (env LIVECORE_REGION)")
 	f.StringVar(&brokers, "kafka-brokers", envOr("LIVECORE_KAFKA_BROKERS", ""), "comma-separated Kafka brokers; empty runs the embedded broker (env LIVECORE_KAFKA_BROKERS)")
-	f.IntVar(&c.stack.kafkaPort, "kafka-port", kembedded.DefaultPort, "port of the embedded Kafka broker")
-	f.StringVar(&c.stack.temporalAddress, "temporal-address", envOr("LIVECORE_TEMPORAL_ADDRESS", ""), "Temporal frontend host:port; empty runs the embedded server (env LIVECORE_TEMPORAL_ADDRESS)")
-	f.IntVar(&c.stack.temporalPort, "temporal-port", 7233, "frontend port of the embedded Temporal server")
+	f.IntVar(&c.stack.KafkaPort, "kafka-port", kembedded.DefaultPort, "port of the embedded Kafka broker")
+	f.StringVar(&c.stack.TemporalAddress, "temporal-address", envOr("LIVECORE_TEMPORAL_ADDRESS", ""), "Temporal frontend host:port; empty runs the embedded server (env LIVECORE_TEMPORAL_ADDRESS)")
+	f.IntVar(&c.stack.TemporalPort, "temporal-port", 7233, "frontend port of the embedded Temporal server")
 	f.BoolVar(&c.reset, "reset", false, "delete --data-dir before starting")
 	return cmd
 }
@@ -70,16 +71,17 @@ Point parts at real infrastructure with --kafka-brokers and
 func runDev(ctx context.Context, c devConfig) error {
 	log := slog.Default()
 	if c.reset {
-		if err := os.RemoveAll(c.stack.dataDir); err != nil {
-			return fmt.Errorf("reset %s: %w", c.stack.dataDir, err)
+		if err := os.RemoveAll(c.stack.DataDir); err != nil {
+			return fmt.Errorf("reset %s: %w", c.stack.DataDir, err)
 		}
 	}
 	start := time.Now()
-	s, err := buildStack(ctx, c.stack, log)
+	c.stack.Logger = log
+	s, err := stack.Build(ctx, c.stack)
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -90,7 +92,7 @@ func runDev(ctx context.Context, c devConfig) error {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.httpAddr, err)
@@ -100,17 +102,17 @@ func runDev(ctx context.Context, c devConfig) error {
 	go func() { errc <- srv.Serve(ln) }()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
-	go func() { errc <- s.run(runCtx) }()
+	go func() { errc <- s.Run(runCtx) }()
 
-	abs, _ := filepath.Abs(c.stack.dataDir)
+	abs, _ := filepath.Abs(c.stack.DataDir)
 	fmt.Printf("livecore dev is up in %v\n", time.Since(start).Round(time.Millisecond))
 	fmt.Printf("  API:       http://%s\n", ln.Addr())
 	fmt.Printf("  health:    http://%s/healthz   metrics: http://%s/metrics\n", ln.Addr(), ln.Addr())
-	if s.temporal != nil {
-		fmt.Printf("  temporal:  %s (namespace %s)\n", s.temporal.HostPort(), s.temporal.Namespace())
+	if s.Temporal != nil {
+		fmt.Printf("  temporal:  %s (namespace %s)\n", s.Temporal.HostPort(), s.Temporal.Namespace())
 	}
-	if s.broker != nil {
-		fmt.Printf("  kafka:     %s (embedded)\n", strings.Join(s.broker.Brokers(), ","))
+	if s.Broker != nil {
+		fmt.Printf("  kafka:     %s (embedded)\n", strings.Join(s.Broker.Brokers(), ","))
 	}
 	fmt.Printf("  data:      %s\n", abs)
 

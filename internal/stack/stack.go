@@ -1,10 +1,14 @@
-package main
+// Package stack assembles the whole livecore product in one process: the
+// event store, application service, read models, Kafka bridge, Temporal and
+// the HTTP API. 'livecore dev' and the end-to-end tests use it.
+package stack
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,37 +26,39 @@ import (
 	"github.com/livecore/livecore/projections"
 )
 
-// stackConfig says which parts run embedded and where their data lives.
-type stackConfig struct {
-	dataDir string
-	region  string
-	// kafkaBrokers, if set, points the bridge at a real cluster instead of
-	// the embedded broker; kafkaPort is the embedded broker's port.
-	kafkaBrokers []string
-	kafkaPort    int
-	noKafka      bool
-	// temporalAddress, if set, points workers at a Temporal cluster
-	// instead of the embedded server; temporalPort is the embedded
-	// frontend's port.
-	temporalAddress string
-	temporalPort    int
-	noTemporal      bool
+// Config says which parts run embedded and where their data lives.
+type Config struct {
+	DataDir string
+	Region  string
+	// KafkaBrokers, if set, points the bridge at a real cluster instead of
+	// the embedded broker; KafkaPort is the embedded broker's port (0: a
+	// free one).
+	KafkaBrokers []string
+	KafkaPort    int
+	NoKafka      bool
+	// TemporalAddress, if set, points workers at a Temporal cluster
+	// instead of the embedded server; TemporalPort is the embedded
+	// frontend's port (0: a free one).
+	TemporalAddress string
+	TemporalPort    int
+	NoTemporal      bool
+	Logger          *slog.Logger
 }
 
-// stack is the whole product in one process. build opens every part; run
-// runs the background loops; close stops them in reverse order.
-type stack struct {
-	cfg      stackConfig
+// Stack is the whole product in one process. Build opens every part; Run
+// runs the background loops; Close stops them in reverse order.
+type Stack struct {
+	cfg      Config
 	log      *slog.Logger
-	metrics  *prometheus.Registry
-	registry *event.Registry
-	store    *pebble.Store
-	service  *app.Service
-	readDB   *projections.DB
-	runner   *projections.Runner
-	broker   *kembedded.Broker
-	bridge   *kafka.Bridge
-	temporal *tembedded.Server
+	Metrics  *prometheus.Registry
+	Registry *event.Registry
+	Store    *pebble.Store
+	Service  *app.Service
+	ReadDB   *projections.DB
+	Runner   *projections.Runner
+	Broker   *kembedded.Broker
+	Bridge   *kafka.Bridge
+	Temporal *tembedded.Server
 
 	closers []func() error
 	loops   []namedLoop
@@ -63,63 +69,76 @@ type namedLoop struct {
 	run  func(ctx context.Context) error
 }
 
-func buildStack(ctx context.Context, cfg stackConfig, log *slog.Logger) (s *stack, err error) {
-	s = &stack{cfg: cfg, log: log, metrics: prometheus.NewRegistry(), registry: domain.NewRegistry()}
+// Build opens every part of the product. Close it when done.
+func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
+	if cfg.Region == "" {
+		cfg.Region = "local"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.KafkaPort == 0 && len(cfg.KafkaBrokers) == 0 && !cfg.NoKafka {
+		if cfg.KafkaPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s = &Stack{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), Registry: domain.NewRegistry()}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.Close()
 		}
 	}()
-	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
+	s.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 
-	if s.store, err = pebble.Open(pebble.Config{Dir: filepath.Join(cfg.dataDir, "events"), Logger: log}); err != nil {
+	if s.Store, err = pebble.Open(pebble.Config{Dir: filepath.Join(cfg.DataDir, "events"), Logger: log}); err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
-	s.closers = append(s.closers, s.store.Close)
-	if s.service, err = app.New(app.Config{Store: s.store, Registry: s.registry}); err != nil {
+	s.closers = append(s.closers, s.Store.Close)
+	if s.Service, err = app.New(app.Config{Store: s.Store, Registry: s.Registry}); err != nil {
 		return nil, err
 	}
 
-	if s.readDB, err = projections.OpenSQLite(filepath.Join(cfg.dataDir, "readmodels.db")); err != nil {
+	if s.ReadDB, err = projections.OpenSQLite(filepath.Join(cfg.DataDir, "readmodels.db")); err != nil {
 		return nil, fmt.Errorf("read models: %w", err)
 	}
-	s.closers = append(s.closers, s.readDB.Close)
-	if s.runner, err = projections.NewRunner(projections.Config{
-		DB: s.readDB, Source: s.store, Projections: readModels(), Registerer: s.metrics, Logger: log,
+	s.closers = append(s.closers, s.ReadDB.Close)
+	if s.Runner, err = projections.NewRunner(projections.Config{
+		DB: s.ReadDB, Source: s.Store, Projections: readModels(), Registerer: s.Metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
-	s.loops = append(s.loops, namedLoop{"projections", s.runner.Run})
+	s.loops = append(s.loops, namedLoop{"projections", s.Runner.Run})
 
-	if !cfg.noKafka {
-		brokers := cfg.kafkaBrokers
+	if !cfg.NoKafka {
+		brokers := cfg.KafkaBrokers
 		if len(brokers) == 0 {
-			if s.broker, err = kembedded.Start(ctx, kembedded.Config{Dir: filepath.Join(cfg.dataDir, "kafka"), Port: cfg.kafkaPort, Logger: log}); err != nil {
+			if s.Broker, err = kembedded.Start(ctx, kembedded.Config{Dir: filepath.Join(cfg.DataDir, "kafka"), Port: cfg.KafkaPort, Logger: log}); err != nil {
 				return nil, fmt.Errorf("embedded kafka: %w", err)
 			}
-			s.closers = append(s.closers, s.broker.Close)
-			brokers = s.broker.Brokers()
+			s.closers = append(s.closers, s.Broker.Close)
+			brokers = s.Broker.Brokers()
 		}
-		if s.bridge, err = kafka.New(kafka.Config{Source: s.store, Brokers: brokers, Region: cfg.region, Registerer: s.metrics, Logger: log}); err != nil {
+		if s.Bridge, err = kafka.New(kafka.Config{Source: s.Store, Brokers: brokers, Region: cfg.Region, Registerer: s.Metrics, Logger: log}); err != nil {
 			return nil, fmt.Errorf("kafka bridge: %w", err)
 		}
-		s.loops = append(s.loops, namedLoop{"kafka-bridge", s.bridge.Run})
+		s.loops = append(s.loops, namedLoop{"kafka-bridge", s.Bridge.Run})
 	}
 
-	if !cfg.noTemporal && cfg.temporalAddress == "" {
-		if s.temporal, err = tembedded.Start(ctx, tembedded.Config{DBPath: filepath.Join(cfg.dataDir, "temporal.db"), FrontendPort: cfg.temporalPort, LogLevel: "error"}); err != nil {
+	if !cfg.NoTemporal && cfg.TemporalAddress == "" {
+		if s.Temporal, err = tembedded.Start(ctx, tembedded.Config{DBPath: filepath.Join(cfg.DataDir, "temporal.db"), FrontendPort: cfg.TemporalPort, LogLevel: "error"}); err != nil {
 			return nil, fmt.Errorf("embedded temporal: %w", err)
 		}
-		s.closers = append(s.closers, s.temporal.Stop)
+		s.closers = append(s.closers, s.Temporal.Stop)
 	}
 	return s, nil
 }
 
-// run runs every background loop until ctx is done or one fails.
-func (s *stack) run(ctx context.Context) error {
+// Run runs every background loop until ctx is done or one fails.
+func (s *Stack) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -141,14 +160,23 @@ func (s *stack) run(ctx context.Context) error {
 	return nil
 }
 
-// close stops the parts in reverse order of opening.
-func (s *stack) close() {
+// Close stops the parts in reverse order of opening.
+func (s *Stack) Close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		if err := s.closers[i](); err != nil {
 			s.log.Warn("close", "err", err)
 		}
 	}
 	s.closers = nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // readModels lists the projections the product runs.
