@@ -86,8 +86,22 @@ func (r *Report) String() string {
 	}
 	fmt.Fprintf(&sb, "\n  verified in %v\n", r.Took.Round(time.Millisecond))
 	for _, p := range r.Problems {
-		fmt.Fprintf(&sb, "  stream %s: missing %d (first v%d), duplicated %d (first v%d), out of order %d (first v%d), mismatched %d, unknown %d\n",
-			p.Stream, p.Missing, p.FirstMissingVersion, p.Duplicated, p.FirstDuplicatedVersion, p.OutOfOrder, p.FirstOutOfOrderVersion, p.Mismatched, p.Unknown)
+		var parts []string
+		add := func(n int, what string, first uint64) {
+			switch {
+			case n == 0:
+			case first > 0:
+				parts = append(parts, fmt.Sprintf("%s %d (first v%d)", what, n, first))
+			default:
+				parts = append(parts, fmt.Sprintf("%s %d", what, n))
+			}
+		}
+		add(p.Missing, "missing", p.FirstMissingVersion)
+		add(p.Duplicated, "duplicated", p.FirstDuplicatedVersion)
+		add(p.OutOfOrder, "out of order", p.FirstOutOfOrderVersion)
+		add(p.Mismatched, "mismatched", 0)
+		add(p.Unknown, "unknown", 0)
+		fmt.Fprintf(&sb, "  stream %s: %s\n", p.Stream, strings.Join(parts, ", "))
 	}
 	return sb.String()
 }
