@@ -208,8 +208,14 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, reqs []*appendReq) ([]a
 		}
 	}
 	var b pgx.Batch
-	b.Queue(`SELECT event_id, stream_id, version, position FROM eventstore_events WHERE event_id = ANY($1)`, ids)
-	b.Queue(`SELECT stream_id, version, last_hash FROM eventstore_streams WHERE stream_id = ANY($1)`, streams)
+	// unnest + JOIN, not "= ANY($1)": pgx prepares statements, and once
+	// PostgreSQL switches to the generic plan it cannot see the array's size
+	// and scans the whole events table (measured: 3.6ms instead of 0.1ms at
+	// 15k events). The join keeps one index probe per ID in any plan.
+	b.Queue(`SELECT e.event_id, e.stream_id, e.version, e.position
+		FROM unnest($1::text[]) AS u(id) JOIN eventstore_events e ON e.event_id = u.id`, ids)
+	b.Queue(`SELECT s.stream_id, s.version, s.last_hash
+		FROM unnest($1::text[]) AS u(id) JOIN eventstore_streams s ON s.stream_id = u.id`, streams)
 	b.Queue(`SELECT position, global_hash FROM eventstore_head WHERE id`)
 	br := tx.SendBatch(ctx, &b)
 	found, err := scanStoredIDs(br)
