@@ -1,5 +1,6 @@
-// Package sqlstore is an event.Store on PostgreSQL (and, untested here,
-// CockroachDB) through pgx/v5 and cockroach-go/v2.
+// Package sqlstore is an event.Store on PostgreSQL through pgx/v5 and
+// cockroach-go/v2. CockroachDB is not supported yet: it has no LOCK TABLE
+// (see below for what would replace it there).
 //
 // # Schema
 //
@@ -40,10 +41,10 @@
 // takes no snapshot, so a SERIALIZABLE transaction that begins with it sees
 // everything committed before it got the lock and never fails on the head.
 // The lock lives on a table nobody writes, so autovacuum never holds it;
-// readers take no lock that conflicts with EXCLUSIVE. On CockroachDB (not
-// tested here) LOCK TABLE is not supported; the head-row method is what
-// works there, as CockroachDB refreshes a waiter's timestamp instead of
-// failing it.
+// readers take no lock that conflicts with EXCLUSIVE. On CockroachDB the
+// head-row method (SELECT ... FOR UPDATE first) is the one to use, as it
+// refreshes a waiter's timestamp instead of failing it (not built or tested
+// here).
 //
 // The price is one append transaction at a time per database: throughput is
 // bounded by round trips plus one WAL flush per transaction. Two things
