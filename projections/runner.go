@@ -237,7 +237,9 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 // runProjection runs the active generation and, when needed, a rebuild
-// beside it.
+// beside it. When the rebuild swaps generations, the old generation's
+// follower may fail first (its tables were dropped under it): any error
+// after which the active generation has moved is a swap, not a failure.
 func (r *Runner) runProjection(ctx context.Context, p Projection) error {
 	for {
 		gen, version, err := r.active(ctx, p)
@@ -246,15 +248,26 @@ func (r *Runner) runProjection(ctx context.Context, p Projection) error {
 		}
 		genCtx, stop := context.WithCancel(ctx)
 		errc := make(chan error, 2)
+		running := 1
 		go func() { errc <- r.follow(genCtx, p, gen, true) }()
 		if version != p.Version() {
+			running++
 			go func() { errc <- r.rebuild(genCtx, p, gen+1) }()
 		}
 		err = <-errc
 		stop()
+		for ; running > 1; running-- {
+			if e := <-errc; errors.Is(e, errSwapped) {
+				err = e
+			}
+		}
 		if errors.Is(err, errSwapped) {
-			<-errc // wait for the old generation to stop, then go round with the new one
 			continue
+		}
+		if ctx.Err() == nil {
+			if now, _, aerr := r.active(ctx, p); aerr == nil && now != gen {
+				continue
+			}
 		}
 		return err
 	}
@@ -306,7 +319,10 @@ func (r *Runner) follow(ctx context.Context, p Projection, gen int, live bool) e
 
 // applyBatch applies a batch and moves the checkpoint in one transaction.
 // The checkpoint update is conditional on the checkpoint being where this
-// batch starts, so a batch can never be applied twice.
+// batch starts, so a batch can never be applied twice. A batch the
+// checkpoint already covers (its commit succeeded but the answer was lost,
+// and the caller retried) is skipped; a checkpoint anywhere else means
+// another projector is writing this generation, which is an error.
 func (r *Runner) applyBatch(ctx context.Context, p Projection, gen int, batch []event.Envelope) error {
 	first, last := batch[0].Position, batch[len(batch)-1].Position
 	return r.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
@@ -316,7 +332,14 @@ func (r *Runner) applyBatch(ctx context.Context, p Projection, gen int, batch []
 			return fmt.Errorf("checkpoint: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("projection %s g%d: checkpoint is not at %d (another projector running?)", p.Name(), gen, first-1)
+			var at int64
+			if err := tx.QueryRowContext(ctx, `SELECT position FROM lc_checkpoints WHERE name = $1 AND generation = $2`, p.Name(), gen).Scan(&at); err != nil {
+				return fmt.Errorf("projection %s g%d: checkpoint: %w", p.Name(), gen, err)
+			}
+			if uint64(at) >= last {
+				return nil // applied before
+			}
+			return fmt.Errorf("projection %s g%d: checkpoint is at %d, not %d (another projector running?)", p.Name(), gen, at, first-1)
 		}
 		if err := p.Apply(ctx, Tx{Tx: tx, Dialect: r.cfg.DB.Dialect, generation: gen}, batch); err != nil {
 			return fmt.Errorf("apply %s positions %d-%d: %w", p.Name(), first, last, err)

@@ -1,0 +1,370 @@
+package readmodels
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/order"
+	"github.com/livecore/livecore/projections"
+)
+
+// OrderRow is an order as the read model keeps it. Amounts are minor units
+// of Currency.
+type OrderRow struct {
+	OrderID, Tenant, CustomerID, Region, Currency string
+	Status, PaymentMethod, PlanKind, PaymentRef   string
+	Subtotal, DiscountTotal, TaxTotal, Total      int64
+	Paid, Refunded, RefundPending, CancelledValue int64
+	Lines, Units                                  int64
+	UnitsFulfilled, UnitsCancelled, UnitsReturned int64
+	PlacedAt, UpdatedAt                           string
+	Version, Position                             int64
+}
+
+var ordersSpec = spec[OrderRow]{
+	name: "rm_orders",
+	cols: []string{"order_id", "tenant", "customer_id", "region", "currency", "status", "payment_method", "plan_kind", "payment_ref",
+		"subtotal", "discount_total", "tax_total", "total", "paid", "refunded", "refund_pending", "cancelled_value",
+		"lines", "units", "units_fulfilled", "units_cancelled", "units_returned", "placed_at", "updated_at", "version", "position"},
+	nkey: 1,
+	fields: func(r *OrderRow) []any {
+		return []any{&r.OrderID, &r.Tenant, &r.CustomerID, &r.Region, &r.Currency, &r.Status, &r.PaymentMethod, &r.PlanKind, &r.PaymentRef,
+			&r.Subtotal, &r.DiscountTotal, &r.TaxTotal, &r.Total, &r.Paid, &r.Refunded, &r.RefundPending, &r.CancelledValue,
+			&r.Lines, &r.Units, &r.UnitsFulfilled, &r.UnitsCancelled, &r.UnitsReturned, &r.PlacedAt, &r.UpdatedAt, &r.Version, &r.Position}
+	},
+	indexes: []string{
+		"CREATE INDEX {{table}}_customer ON {{table}} (tenant, customer_id, placed_at)",
+		"CREATE INDEX {{table}}_status ON {{table}} (tenant, status, placed_at)",
+	},
+}
+
+// OrderLineRow is one order line with its progress.
+type OrderLineRow struct {
+	OrderID                                  string
+	LineNo                                   int64
+	Tenant, SKU                              string
+	Quantity, UnitPrice, Amount              int64
+	Cancelled, Fulfilled, Returned, Position int64
+}
+
+var orderLinesSpec = spec[OrderLineRow]{
+	name: "rm_order_lines",
+	cols: []string{"order_id", "line_no", "tenant", "sku", "quantity", "unit_price", "amount", "cancelled", "fulfilled", "returned", "position"},
+	nkey: 2,
+	fields: func(r *OrderLineRow) []any {
+		return []any{&r.OrderID, &r.LineNo, &r.Tenant, &r.SKU, &r.Quantity, &r.UnitPrice, &r.Amount, &r.Cancelled, &r.Fulfilled, &r.Returned, &r.Position}
+	},
+}
+
+// OrderRefundRow is one refund of an order: requested, then recorded.
+type OrderRefundRow struct {
+	OrderID, RefundID, Tenant string
+	Requested, Refunded       int64
+	Status                    string // "pending", "refunded"
+	Reason                    string
+	RequestedAt, RefundedAt   string
+	Position                  int64
+}
+
+var orderRefundsSpec = spec[OrderRefundRow]{
+	name: "rm_order_refunds",
+	cols: []string{"order_id", "refund_id", "tenant", "requested", "refunded", "status", "reason", "requested_at", "refunded_at", "position"},
+	nkey: 2,
+	fields: func(r *OrderRefundRow) []any {
+		return []any{&r.OrderID, &r.RefundID, &r.Tenant, &r.Requested, &r.Refunded, &r.Status, &r.Reason, &r.RequestedAt, &r.RefundedAt, &r.Position}
+	},
+}
+
+// Orders is the orders read model: one row per order (status, totals,
+// customer, region, tenant, payment method, timestamps), its lines and its
+// refunds. Its name "orders" is stable (renaming it rebuilds it).
+type Orders struct{ Registry *event.Registry }
+
+func (Orders) Name() string { return "orders" }
+func (Orders) Version() int { return 1 }
+func (Orders) Tables() []projections.Table {
+	return []projections.Table{ordersSpec.table(), orderLinesSpec.table(), orderRefundsSpec.table()}
+}
+
+// Apply folds the batch's order events into the rows they touch.
+func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
+	type decoded struct {
+		env *event.Envelope
+		ev  event.Event
+	}
+	var evs []decoded
+	ids := map[string]bool{}
+	for i := range batch {
+		e := &batch[i]
+		if event.Category(e.StreamID) != "order" {
+			continue
+		}
+		ev, err := p.Registry.Decode(e.Type, e.Data)
+		if err != nil {
+			return fmt.Errorf("position %d: %w", e.Position, err)
+		}
+		evs = append(evs, decoded{e, ev})
+		ids[e.StreamID[len("order-"):]] = true
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	orders, lines, refunds := newRowSet[OrderRow](), newRowSet[OrderLineRow](), newRowSet[OrderRefundRow]()
+	linesOf := map[string][]*OrderLineRow{}
+	idList := keys(ids)
+	if err := load(ctx, tx, ordersSpec, "order_id", idList, func(r *OrderRow) { orders.put(r.OrderID, r) }); err != nil {
+		return err
+	}
+	lineKey := func(order string, no int64) string { return order + "\x00" + strconv.FormatInt(no, 10) }
+	if err := load(ctx, tx, orderLinesSpec, "order_id", idList, func(r *OrderLineRow) {
+		lines.put(lineKey(r.OrderID, r.LineNo), r)
+		linesOf[r.OrderID] = append(linesOf[r.OrderID], r)
+	}); err != nil {
+		return err
+	}
+	if err := load(ctx, tx, orderRefundsSpec, "order_id", idList, func(r *OrderRefundRow) { refunds.put(r.OrderID+"\x00"+r.RefundID, r) }); err != nil {
+		return err
+	}
+	for _, d := range evs {
+		id := d.env.StreamID[len("order-"):]
+		o := orders.get(id)
+		if o == nil {
+			if _, ok := d.ev.(*order.OrderPlaced); !ok {
+				continue // an order's history starts with its placement
+			}
+			// The tenant is the placing event's; it never changes.
+			o = &OrderRow{OrderID: id, Tenant: d.env.Metadata.Tenant}
+			orders.put(id, o)
+		}
+		pos := int64(d.env.Position)
+		line := func(no int) *OrderLineRow {
+			l := lines.get(lineKey(id, int64(no)))
+			if l != nil {
+				l.Position = pos
+				lines.touch(lineKey(id, int64(no)))
+			}
+			return l
+		}
+		switch e := d.ev.(type) {
+		case *order.OrderPlaced:
+			o.CustomerID, o.Region, o.Currency = e.CustomerID, e.Region, e.Currency.Code()
+			o.Status = order.StatusPlaced.String()
+			o.Subtotal, o.DiscountTotal, o.TaxTotal, o.Total = e.Subtotal.MinorUnits(), e.DiscountTotal.MinorUnits(), e.TaxTotal.MinorUnits(), e.Total.MinorUnits()
+			o.Lines = int64(len(e.Lines))
+			for _, l := range e.Lines {
+				o.Units += l.Quantity
+				r := &OrderLineRow{OrderID: id, LineNo: int64(l.No), Tenant: o.Tenant, SKU: l.SKU, Quantity: l.Quantity,
+					UnitPrice: l.UnitPrice.MinorUnits(), Amount: l.Amount.MinorUnits(), Position: pos}
+				lines.put(lineKey(id, int64(l.No)), r)
+				lines.touch(lineKey(id, int64(l.No)))
+				linesOf[id] = append(linesOf[id], r)
+			}
+			o.PlacedAt = ts(e.PlacedAt)
+			o.UpdatedAt = ts(e.PlacedAt)
+		case *order.CheckoutStarted:
+			o.PaymentMethod, o.PlanKind = e.Method.String(), e.Plan.String()
+			o.Status = order.StatusCheckoutStarted.String()
+			o.UpdatedAt = ts(e.At)
+		case *order.OrderConfirmed:
+			o.PaymentRef, o.Paid = e.PaymentRef, e.Paid.MinorUnits()
+			o.Status = order.StatusConfirmed.String()
+			o.UpdatedAt = ts(e.At)
+		case *order.OrderCancelled:
+			o.Status = order.StatusCancelled.String()
+			o.UpdatedAt = ts(e.At)
+		case *order.OrderLinesCancelled:
+			for _, lq := range e.Lines {
+				if l := line(lq.Line); l != nil {
+					l.Cancelled += lq.Quantity
+					o.UnitsCancelled += lq.Quantity
+				}
+			}
+			o.CancelledValue += e.Value.MinorUnits()
+			settle(o, linesOf[id])
+			o.UpdatedAt = ts(e.At)
+		case *order.OrderLinesFulfilled:
+			for _, lq := range e.Lines {
+				if l := line(lq.Line); l != nil {
+					l.Fulfilled += lq.Quantity
+					o.UnitsFulfilled += lq.Quantity
+				}
+			}
+			settle(o, linesOf[id])
+			o.UpdatedAt = ts(e.At)
+		case *order.OrderCompleted:
+			o.Status = order.StatusCompleted.String()
+			o.UpdatedAt = ts(e.At)
+		case *order.RefundRequested:
+			k := id + "\x00" + e.RefundID
+			refunds.put(k, &OrderRefundRow{OrderID: id, RefundID: e.RefundID, Tenant: o.Tenant, Requested: e.Amount.MinorUnits(),
+				Status: "pending", Reason: e.Reason, RequestedAt: ts(e.At), Position: pos})
+			refunds.touch(k)
+			o.RefundPending += e.Amount.MinorUnits()
+			o.UpdatedAt = ts(e.At)
+		case *order.OrderRefunded:
+			k := id + "\x00" + e.RefundID
+			r := refunds.get(k)
+			if r == nil {
+				r = &OrderRefundRow{OrderID: id, RefundID: e.RefundID, Tenant: o.Tenant}
+				refunds.put(k, r)
+			}
+			if r.Status == "pending" {
+				o.RefundPending -= r.Requested
+			}
+			r.Status, r.Refunded, r.RefundedAt, r.Position = "refunded", r.Refunded+e.Amount.MinorUnits(), ts(e.At), pos
+			refunds.touch(k)
+			o.Refunded += e.Amount.MinorUnits()
+			o.UpdatedAt = ts(e.At)
+		case *order.ReturnRequested:
+			o.UpdatedAt = ts(e.At)
+		case *order.ReturnReceived:
+			for _, lq := range e.Lines {
+				if l := line(lq.Line); l != nil {
+					l.Returned += lq.Quantity
+					o.UnitsReturned += lq.Quantity
+				}
+			}
+			o.UpdatedAt = ts(e.At)
+		}
+		o.Version, o.Position = int64(d.env.Version), pos
+		orders.touch(id)
+	}
+	if err := save(ctx, tx, ordersSpec, orders.changed()); err != nil {
+		return err
+	}
+	if err := save(ctx, tx, orderLinesSpec, lines.changed()); err != nil {
+		return err
+	}
+	return save(ctx, tx, orderRefundsSpec, refunds.changed())
+}
+
+// settle moves the status after lines were fulfilled or cancelled, as the
+// order aggregate does: fulfilled when nothing is open and something was
+// fulfilled, partially fulfilled while lines stay open.
+func settle(o *OrderRow, lines []*OrderLineRow) {
+	var open, fulfilled int64
+	for _, l := range lines {
+		open += l.Quantity - l.Cancelled - l.Fulfilled
+		fulfilled += l.Fulfilled
+	}
+	switch {
+	case fulfilled == 0:
+	case open == 0:
+		o.Status = order.StatusFulfilled.String()
+	default:
+		o.Status = order.StatusPartiallyFulfilled.String()
+	}
+}
+
+// Order is an order as the API shows it.
+type Order struct {
+	OrderRow
+	PlacedTime, UpdatedTime time.Time
+	LineItems               []OrderLineRow
+	Refunds                 []OrderRefundRow
+}
+
+// GetOrder returns tenant's order id with its lines and refunds, or
+// projections.ErrNotFound (also for another tenant's order: reads never
+// cross tenants).
+func GetOrder(ctx context.Context, db *projections.DB, tenant, id string) (Order, error) {
+	var o Order
+	err := db.QueryRowContext(ctx, `SELECT `+cols(ordersSpec)+` FROM rm_orders WHERE tenant = $1 AND order_id = $2`, tenant, id).Scan(ordersSpec.fields(&o.OrderRow)...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, fmt.Errorf("order %s: %w", id, projections.ErrNotFound)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("order %s: %w", id, err)
+	}
+	o.PlacedTime, o.UpdatedTime = parseTS(o.PlacedAt), parseTS(o.UpdatedAt)
+	if o.LineItems, err = query(ctx, db, orderLinesSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY line_no`, tenant, id); err != nil {
+		return Order{}, err
+	}
+	if o.Refunds, err = query(ctx, db, orderRefundsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY requested_at, refund_id`, tenant, id); err != nil {
+		return Order{}, err
+	}
+	return o, nil
+}
+
+// OrderFilter selects orders of one tenant. Zero fields do not filter.
+type OrderFilter struct {
+	CustomerID string
+	Status     string
+	// PlacedFrom and PlacedTo bound placement time, [From, To).
+	PlacedFrom, PlacedTo time.Time
+	// After is the last order ID of the previous page (keyset paging in
+	// order-ID order); Limit defaults to 100, at most 1000.
+	After string
+	Limit int
+}
+
+// ListOrders returns tenant's orders matching f, in order-ID order.
+func ListOrders(ctx context.Context, db *projections.DB, tenant string, f OrderFilter) ([]OrderRow, error) {
+	where, args := `WHERE tenant = $1`, []any{tenant}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where += fmt.Sprintf(" AND "+cond, len(args))
+	}
+	if f.CustomerID != "" {
+		add("customer_id = $%d", f.CustomerID)
+	}
+	if f.Status != "" {
+		add("status = $%d", f.Status)
+	}
+	if !f.PlacedFrom.IsZero() {
+		add("placed_at >= $%d", ts(f.PlacedFrom))
+	}
+	if !f.PlacedTo.IsZero() {
+		add("placed_at < $%d", ts(f.PlacedTo))
+	}
+	if f.After != "" {
+		add("order_id > $%d", f.After)
+	}
+	return query(ctx, db, ordersSpec, where+" ORDER BY order_id"+limit(f.Limit), args...)
+}
+
+// ListCustomerOrders is ListOrders by customer, newest first.
+func ListCustomerOrders(ctx context.Context, db *projections.DB, tenant, customerID string, max int) ([]OrderRow, error) {
+	return query(ctx, db, ordersSpec, `WHERE tenant = $1 AND customer_id = $2 ORDER BY placed_at DESC, order_id`+limit(max), tenant, customerID)
+}
+
+func limit(n int) string {
+	if n <= 0 {
+		n = 100
+	}
+	return " LIMIT " + strconv.Itoa(min(n, 1000))
+}
+
+func cols[R any](s spec[R]) string {
+	out := ""
+	for i, c := range s.cols {
+		if i > 0 {
+			out += ", "
+		}
+		out += c
+	}
+	return out
+}
+
+// query selects rows of s's view with the given tail (WHERE ... ORDER BY).
+func query[R any](ctx context.Context, db *projections.DB, s spec[R], tail string, args ...any) ([]R, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+cols(s)+` FROM `+s.name+` `+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", s.name, err)
+	}
+	defer rows.Close()
+	var out []R
+	for rows.Next() {
+		var r R
+		if err := rows.Scan(s.fields(&r)...); err != nil {
+			return nil, fmt.Errorf("query %s: %w", s.name, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
