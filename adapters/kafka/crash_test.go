@@ -251,13 +251,13 @@ func testCrash(t *testing.T, tg target, kills int) {
 	for i := range kills {
 		spec.Seed = uint64(i + 1)
 		spec.PauseAt = 0
-		mode := rng.IntN(10)
-		if mode < 3 {
+		pause, startup := i%4 == 1, i%10 == 3
+		if pause {
 			spec.PauseAt = 1 + rng.IntN(3)
 		}
 		c := startChild(t, spec)
 		switch {
-		case mode < 3: // between the last produce's ack and EndTxn
+		case pause: // between the last produce's ack and EndTxn
 			l := c.waitLine("PAUSED", 30*time.Second)
 			if l == "" {
 				c.kill()
@@ -267,7 +267,7 @@ func testCrash(t *testing.T, tg target, kills int) {
 			fmt.Sscanf(l, "PAUSED %d %d %d %d", &pid, &epoch, &first, &last)
 			paused = append(paused, [2]int64{pid, epoch})
 			pauseKills++
-		case mode < 4: // during startup: fencing, checkpoint read, store open
+		case startup: // during startup: store open, fencing, checkpoint read
 			time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 			startupKills++
 		default: // anywhere once it runs
