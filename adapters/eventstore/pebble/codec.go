@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+	"unsafe"
 
 	"github.com/livecore/livecore/domain/event"
 )
@@ -124,40 +125,54 @@ func appendRecord(dst, key []byte, e *event.Envelope) []byte {
 
 const fixedLen = 3*8 + 4*32
 
-// decodeRecord checks and decodes the record stored under key. The
-// envelope owns its memory: it never aliases val. It costs two
-// allocations: one string holding every string field, one copy of Data.
-func decodeRecord(key, val []byte) (event.Envelope, error) {
+// decodeRecord checks the record stored under key and decodes it into e,
+// overwriting it. The envelope never aliases val: its string fields and
+// Data share one new allocation.
+func decodeRecord(e *event.Envelope, key, val []byte) error {
 	payload, err := unseal(key, val)
 	if err != nil {
-		return event.Envelope{}, err
+		return err
 	}
-	corrupt := func(what string) (event.Envelope, error) {
-		return event.Envelope{}, fmt.Errorf("%w: key %q: %s", event.ErrCorrupt, key, what)
+	corrupt := func(what string) error {
+		return fmt.Errorf("%w: key %q: %s", event.ErrCorrupt, key, what)
 	}
 	if len(payload) == 0 || payload[0] != recordFormat {
 		return corrupt("unknown record format")
 	}
-	var bounds [8][2]int
+	var spans [8][2]int // string i is payload[spans[i][0]:spans[i][1]]
 	off := 1
-	for i := range bounds {
+	for i := range spans {
 		n, w := binary.Uvarint(payload[off:])
 		if w <= 0 || n > uint64(len(payload)-off-w) {
 			return corrupt("bad string length")
 		}
 		off += w
-		bounds[i] = [2]int{off - 1, off - 1 + int(n)}
+		spans[i] = [2]int{off, off + int(n)}
 		off += int(n)
 	}
-	strs := string(payload[1:off]) // one allocation for all string fields
-	str := func(i int) string { return strs[bounds[i][0]:bounds[i][1]] }
+	strEnd := off
 	sv, w := binary.Uvarint(payload[off:])
 	if w <= 0 || sv > 1<<31 || len(payload)-off-w < fixedLen {
 		return corrupt("truncated")
 	}
 	off += w
 	fixed := payload[off : off+fixedLen]
-	e := event.Envelope{
+	data := payload[off+fixedLen:]
+
+	// One allocation holds payload[:strEnd] (the string fields) followed by
+	// Data. The strings point into the first part, which nothing else
+	// references or writes; Data is capped to the second part, so a
+	// caller's append to Data cannot reach the strings.
+	own := make([]byte, strEnd+len(data))
+	copy(own, payload[:strEnd])
+	copy(own[strEnd:], data)
+	str := func(i int) string {
+		if spans[i][0] == spans[i][1] {
+			return ""
+		}
+		return unsafe.String(&own[spans[i][0]], spans[i][1]-spans[i][0])
+	}
+	*e = event.Envelope{
 		ID:            str(0),
 		StreamID:      str(1),
 		Type:          str(2),
@@ -172,13 +187,13 @@ func decodeRecord(key, val []byte) (event.Envelope, error) {
 		RecordedAt: time.Unix(0, int64(binary.BigEndian.Uint64(fixed[0:8]))).UTC(),
 		Version:    binary.BigEndian.Uint64(fixed[8:16]),
 		Position:   binary.BigEndian.Uint64(fixed[16:24]),
-		Data:       append([]byte(nil), payload[off+fixedLen:]...),
+		Data:       own[strEnd:len(own):len(own)],
 	}
 	copy(e.PrevHash[:], fixed[24:56])
 	copy(e.Hash[:], fixed[56:88])
 	copy(e.PrevGlobalHash[:], fixed[88:120])
 	copy(e.GlobalHash[:], fixed[120:152])
-	return e, nil
+	return nil
 }
 
 // idLoc is where an event ID is stored.

@@ -47,7 +47,7 @@ type Config struct {
 	Now func() time.Time
 	// FS is the file layer. Default vfs.Default; tests inject faults here.
 	FS vfs.FS
-	// CacheBytes is Pebble's block cache. Default 64 MiB.
+	// CacheBytes is Pebble's block cache. Default 256 MiB.
 	CacheBytes int64
 	// MemTableBytes is Pebble's memtable size. Default 32 MiB.
 	MemTableBytes uint64
@@ -56,7 +56,7 @@ type Config struct {
 	MaxGroupEvents int
 	MaxGroupBytes  int
 	// HeadCacheSize bounds how many stream heads the committer keeps in
-	// memory; others are read from disk on demand. Default 1<<20.
+	// memory; others are read from disk on demand. Default 1<<18.
 	HeadCacheSize int
 	// Logger receives Pebble's messages (Info as Debug). Default slog.Default().
 	Logger *slog.Logger
@@ -70,7 +70,7 @@ func (c *Config) setDefaults() {
 		c.FS = vfs.Default
 	}
 	if c.CacheBytes == 0 {
-		c.CacheBytes = 64 << 20
+		c.CacheBytes = 256 << 20
 	}
 	if c.MemTableBytes == 0 {
 		c.MemTableBytes = 32 << 20
@@ -82,7 +82,7 @@ func (c *Config) setDefaults() {
 		c.MaxGroupBytes = 4 << 20
 	}
 	if c.HeadCacheSize == 0 {
-		c.HeadCacheSize = 1 << 20
+		c.HeadCacheSize = 1 << 18
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -144,6 +144,8 @@ type Store struct {
 	heads      map[string]streamHead
 	group      []*appendReq
 	tx         groupState
+	active     float64       // recent concurrent appends (see gather)
+	syncTime   time.Duration // moving average of a group's write+fsync
 }
 
 var (
@@ -268,8 +270,8 @@ func (s *Store) recover() error {
 	if !it.Last() {
 		return it.Error()
 	}
-	e, err := decodeRecord(it.Key(), it.Value())
-	if err != nil {
+	var e event.Envelope
+	if err := decodeRecord(&e, it.Key(), it.Value()); err != nil {
 		return err
 	}
 	h, found, err := s.loadHead(e.StreamID)
@@ -378,19 +380,81 @@ func (s *Store) commitLoop() {
 		select {
 		case <-s.wake:
 		case <-s.quit:
-			s.qmu.Lock()
-			rest := s.queue
-			s.queue = nil
-			s.qmu.Unlock()
-			for _, r := range rest {
-				r.reply(event.AppendResult{}, event.ErrClosed)
-			}
+			s.rejectQueued()
 			return
 		}
-		for s.takeGroup() {
+		for {
+			select {
+			case <-s.quit:
+				s.rejectQueued()
+				return
+			default:
+			}
+			s.gather()
+			if !s.takeGroup() {
+				break
+			}
 			s.commit()
 		}
 	}
+}
+
+// rejectQueued fails every queued append with event.ErrClosed.
+func (s *Store) rejectQueued() {
+	s.qmu.Lock()
+	rest := s.queue
+	s.queue = nil
+	s.qmu.Unlock()
+	for _, r := range rest {
+		r.reply(event.AppendResult{}, event.ErrClosed)
+	}
+}
+
+// gather waits briefly for more appends before a group is taken, when
+// fewer are queued than recently were active. Without it, 64 writers
+// settle into two cohorts that alternate fsyncs (one fills the queue
+// while the other's group syncs), halving the events per fsync. It waits
+// at most half the recent fsync time (and never more than 1 ms), and not
+// at all when few writers are active, so a lone writer pays nothing.
+func (s *Store) gather() {
+	if s.active < 4 {
+		return
+	}
+	wait := min(s.syncTime/2, time.Millisecond)
+	if wait <= 0 {
+		return
+	}
+	var timer *time.Timer
+	deadline := time.Now().Add(wait)
+	for {
+		queued := s.queued()
+		if queued == 0 || float64(queued) >= 0.75*s.active {
+			return
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(left)
+			defer timer.Stop()
+		} else {
+			timer.Reset(left)
+		}
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
+}
+
+func (s *Store) queued() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue)
 }
 
 // takeGroup moves the queued appends that fit in one group into s.group.
@@ -465,7 +529,10 @@ func (s *Store) commit() {
 	if len(tx.waiting) == 0 {
 		return
 	}
-	if err := s.apply(b); err != nil {
+	started := time.Now()
+	err := s.apply(b)
+	s.syncTime = (9*s.syncTime + time.Since(started)) / 10
+	if err != nil {
 		s.fail(err)
 		for _, w := range tx.waiting {
 			w.r.reply(event.AppendResult{}, fmt.Errorf("append %s: %w: write failed, the append may or may not be durable: %v", w.r.stream, event.ErrReadOnly, err))
@@ -483,6 +550,10 @@ func (s *Store) commit() {
 	s.events.Add(tx.events)
 	s.commits.Add(1)
 	s.publishHead(tx.pos)
+	// Writers active now: those in this group and those that queued while
+	// it synced. The estimate decays so gather stops waiting for writers
+	// that left.
+	s.active = max(float64(len(tx.waiting)+s.queued()), s.active*0.97)
 	for _, w := range tx.waiting {
 		w.r.reply(w.res, nil)
 	}
@@ -657,9 +728,10 @@ func (s *Store) streamHead(tx *groupState, stream string) (streamHead, error) {
 	return h, nil
 }
 
-// Close stops the committer (queued appends return event.ErrClosed; the
-// group being written finishes), waits for reads in flight and closes
-// Pebble. Later calls return event.ErrClosed; Close is idempotent.
+// Close lets the group being written finish (its appends are acknowledged
+// or fail as usual), fails appends still queued with event.ErrClosed, waits
+// for reads in flight and closes Pebble. Every later call returns
+// event.ErrClosed; Close is idempotent and returns the first close error.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.qmu.Lock()

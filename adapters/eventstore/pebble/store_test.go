@@ -24,3 +24,15 @@ func open(t testing.TB, cfg pebble.Config) *pebble.Store {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) event.Store { return open(t, pebble.Config{}) })
 }
+
+// TestConformanceTinyLimits runs the suite with a two-entry head cache and
+// groups of at most three events, so heads are evicted and reloaded from
+// disk all the time and groups split mid-queue.
+func TestConformanceTinyLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	storetest.Run(t, func(t *testing.T) event.Store {
+		return open(t, pebble.Config{HeadCacheSize: 2, MaxGroupEvents: 3, MaxGroupBytes: 4096})
+	})
+}
