@@ -221,5 +221,3 @@ func TestTopologyHomes(t *testing.T) {
 		t.Fatal("a home in an unknown region and a market in two homes validated")
 	}
 }
-
-
