@@ -22,16 +22,16 @@ type StockRow struct {
 	Version, Position                       int64
 }
 
-var stockSpec = spec[StockRow]{
-	name: "rm_stock",
-	cols: []string{"sku", "location", "tenant", "on_hand", "reserved", "available", "received", "committed", "adjusted",
+var stockSpec = projections.Spec[StockRow]{
+	Name: "rm_stock",
+	Cols: []string{"sku", "location", "tenant", "on_hand", "reserved", "available", "received", "committed", "adjusted",
 		"drop_id", "drop_open", "drop_allocation", "drop_remaining", "updated_at", "version", "position"},
-	nkey: 2,
-	fields: func(r *StockRow) []any {
+	Key: 2,
+	Fields: func(r *StockRow) []any {
 		return []any{&r.SKU, &r.Location, &r.Tenant, &r.OnHand, &r.Reserved, &r.Available, &r.Received, &r.Committed, &r.Adjusted,
 			&r.DropID, &r.DropOpen, &r.DropAllocation, &r.DropRemaining, &r.UpdatedAt, &r.Version, &r.Position}
 	},
-	indexes: []string{"CREATE INDEX {{table}}_tenant ON {{table}} (tenant, sku)"},
+	Indexes: []string{"CREATE INDEX {{table}}_tenant ON {{table}} (tenant, sku)"},
 }
 
 // DropRow is one live drop.
@@ -43,14 +43,14 @@ type DropRow struct {
 	Position                                      int64
 }
 
-var dropsSpec = spec[DropRow]{
-	name: "rm_drops",
-	cols: []string{"drop_id", "tenant", "sku", "location", "allocation", "per_customer_limit", "sold", "remaining", "purchases", "open", "opened_at", "closed_at", "position"},
-	nkey: 1,
-	fields: func(r *DropRow) []any {
+var dropsSpec = projections.Spec[DropRow]{
+	Name: "rm_drops",
+	Cols: []string{"drop_id", "tenant", "sku", "location", "allocation", "per_customer_limit", "sold", "remaining", "purchases", "open", "opened_at", "closed_at", "position"},
+	Key:  1,
+	Fields: func(r *DropRow) []any {
 		return []any{&r.DropID, &r.Tenant, &r.SKU, &r.Location, &r.Allocation, &r.PerCustomerLimit, &r.Sold, &r.Remaining, &r.Purchases, &r.Open, &r.OpenedAt, &r.ClosedAt, &r.Position}
 	},
-	indexes: []string{"CREATE INDEX {{table}}_tenant ON {{table}} (tenant, open)"},
+	Indexes: []string{"CREATE INDEX {{table}}_tenant ON {{table}} (tenant, open)"},
 }
 
 // Inventory is the availability read model: on hand, reserved and
@@ -61,7 +61,7 @@ type Inventory struct{ Registry *event.Registry }
 func (Inventory) Name() string { return "inventory" }
 func (Inventory) Version() int { return 1 }
 func (Inventory) Tables() []projections.Table {
-	return []projections.Table{stockSpec.table(), dropsSpec.table()}
+	return []projections.Table{stockSpec.Table(), dropsSpec.Table()}
 }
 
 // Apply folds the batch's inventory events. Every inventory event names
@@ -92,21 +92,21 @@ func (p Inventory) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 	if len(evs) == 0 {
 		return nil
 	}
-	stock, dropRows := newRowSet[StockRow](), newRowSet[DropRow]()
+	stock, dropRows := projections.NewRowSet[StockRow](), projections.NewRowSet[DropRow]()
 	key := func(sku, loc string) string { return sku + "@" + loc }
-	if err := load(ctx, tx, stockSpec, "sku", keys(skus), func(r *StockRow) { stock.put(key(r.SKU, r.Location), r) }); err != nil {
+	if err := projections.Load(ctx, tx, stockSpec, "sku", projections.Keys(skus), func(r *StockRow) { stock.Put(key(r.SKU, r.Location), r) }); err != nil {
 		return err
 	}
-	if err := load(ctx, tx, dropsSpec, "drop_id", keys(drops), func(r *DropRow) { dropRows.put(r.DropID, r) }); err != nil {
+	if err := projections.Load(ctx, tx, dropsSpec, "drop_id", projections.Keys(drops), func(r *DropRow) { dropRows.Put(r.DropID, r) }); err != nil {
 		return err
 	}
 	for _, d := range evs {
 		sku, loc, dropID := itemOf(d.ev)
 		k := key(sku, loc)
-		s := stock.get(k)
+		s := stock.Get(k)
 		if s == nil {
 			s = &StockRow{SKU: sku, Location: loc, Tenant: d.env.Metadata.Tenant}
-			stock.put(k, s)
+			stock.Put(k, s)
 		}
 		pos := int64(d.env.Position)
 		var at string
@@ -114,36 +114,36 @@ func (p Inventory) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 		case *inventory.StockReceived:
 			s.OnHand += e.Quantity
 			s.Received += e.Quantity
-			at = ts(e.At)
+			at = projections.Timestamp(e.At)
 		case *inventory.StockReserved:
 			s.Reserved += e.Quantity
-			at = ts(e.At)
+			at = projections.Timestamp(e.At)
 		case *inventory.ReservationReleased:
 			s.Reserved -= e.Quantity
-			at = ts(e.At)
+			at = projections.Timestamp(e.At)
 		case *inventory.ReservationExpired:
 			s.Reserved -= e.Quantity
-			at = ts(e.At)
+			at = projections.Timestamp(e.At)
 		case *inventory.StockCommitted:
 			s.Reserved -= e.Quantity
 			s.OnHand -= e.Quantity
 			s.Committed += e.Quantity
-			at = ts(e.At)
+			at = projections.Timestamp(e.At)
 		case *inventory.StockAdjusted:
 			s.OnHand += e.Delta
 			s.Adjusted += e.Delta
-			at = ts(e.At)
+			at = projections.Timestamp(e.At)
 		case *inventory.DropOpened:
 			s.Reserved += e.Allocation
 			s.DropID, s.DropOpen, s.DropAllocation, s.DropRemaining = e.DropID, 1, e.Allocation, e.Allocation
-			at = ts(e.At)
-			dropRows.put(e.DropID, &DropRow{DropID: e.DropID, Tenant: s.Tenant, SKU: sku, Location: loc, Allocation: e.Allocation,
+			at = projections.Timestamp(e.At)
+			dropRows.Put(e.DropID, &DropRow{DropID: e.DropID, Tenant: s.Tenant, SKU: sku, Location: loc, Allocation: e.Allocation,
 				PerCustomerLimit: e.PerCustomerLimit, Remaining: e.Allocation, Open: 1, OpenedAt: at})
 		case *inventory.DropPurchased:
 			// Units move from the drop to the order's reservation.
 			s.DropRemaining -= e.Quantity
-			at = ts(e.At)
-			if dr := dropRows.get(e.DropID); dr != nil {
+			at = projections.Timestamp(e.At)
+			if dr := dropRows.Get(e.DropID); dr != nil {
 				dr.Sold += e.Quantity
 				dr.Remaining -= e.Quantity
 				dr.Purchases++
@@ -151,23 +151,23 @@ func (p Inventory) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 		case *inventory.DropClosed:
 			s.Reserved -= e.Unsold
 			s.DropOpen, s.DropRemaining = 0, 0
-			at = ts(e.At)
-			if dr := dropRows.get(e.DropID); dr != nil {
+			at = projections.Timestamp(e.At)
+			if dr := dropRows.Get(e.DropID); dr != nil {
 				dr.Open, dr.Remaining, dr.ClosedAt = 0, 0, at
 			}
 		}
-		if dropID != "" && dropRows.get(dropID) != nil {
-			dropRows.get(dropID).Position = pos
-			dropRows.touch(dropID)
+		if dropID != "" && dropRows.Get(dropID) != nil {
+			dropRows.Get(dropID).Position = pos
+			dropRows.Touch(dropID)
 		}
 		s.Available = s.OnHand - s.Reserved
 		s.UpdatedAt, s.Version, s.Position = at, int64(d.env.Version), pos
-		stock.touch(k)
+		stock.Touch(k)
 	}
-	if err := save(ctx, tx, stockSpec, stock.changed()); err != nil {
+	if err := projections.Save(ctx, tx, stockSpec, stock.Changed()); err != nil {
 		return err
 	}
-	return save(ctx, tx, dropsSpec, dropRows.changed())
+	return projections.Save(ctx, tx, dropsSpec, dropRows.Changed())
 }
 
 // itemOf returns the SKU, location and (for drop events) drop of an
@@ -206,7 +206,7 @@ type Availability struct {
 // GetAvailability returns tenant's stock of sku at every location (zero
 // rows: the SKU was never stocked, not an error).
 func GetAvailability(ctx context.Context, db *projections.DB, tenant, sku string) (Availability, error) {
-	rows, err := query(ctx, db, stockSpec, `WHERE tenant = $1 AND sku = $2 ORDER BY location`, tenant, sku)
+	rows, err := projections.Query(ctx, db, stockSpec, `WHERE tenant = $1 AND sku = $2 ORDER BY location`, tenant, sku)
 	if err != nil {
 		return Availability{}, err
 	}
@@ -222,7 +222,7 @@ func GetAvailability(ctx context.Context, db *projections.DB, tenant, sku string
 // GetStock returns tenant's stock of sku at location, or
 // projections.ErrNotFound.
 func GetStock(ctx context.Context, db *projections.DB, tenant, sku, location string) (StockRow, error) {
-	rows, err := query(ctx, db, stockSpec, `WHERE tenant = $1 AND sku = $2 AND location = $3`, tenant, sku, location)
+	rows, err := projections.Query(ctx, db, stockSpec, `WHERE tenant = $1 AND sku = $2 AND location = $3`, tenant, sku, location)
 	if err != nil {
 		return StockRow{}, err
 	}
@@ -236,7 +236,7 @@ func GetStock(ctx context.Context, db *projections.DB, tenant, sku, location str
 // newest first.
 func ListDrops(ctx context.Context, db *projections.DB, tenant string, openOnly bool, max int) ([]DropRow, error) {
 	if openOnly {
-		return query(ctx, db, dropsSpec, `WHERE tenant = $1 AND open = 1 ORDER BY opened_at DESC, drop_id`+limit(max), tenant)
+		return projections.Query(ctx, db, dropsSpec, `WHERE tenant = $1 AND open = 1 ORDER BY opened_at DESC, drop_id`+limit(max), tenant)
 	}
-	return query(ctx, db, dropsSpec, `WHERE tenant = $1 ORDER BY opened_at DESC, drop_id`+limit(max), tenant)
+	return projections.Query(ctx, db, dropsSpec, `WHERE tenant = $1 ORDER BY opened_at DESC, drop_id`+limit(max), tenant)
 }

@@ -26,18 +26,18 @@ type OrderRow struct {
 	Version, Position                             int64
 }
 
-var ordersSpec = spec[OrderRow]{
-	name: "rm_orders",
-	cols: []string{"order_id", "tenant", "customer_id", "region", "currency", "status", "payment_method", "plan_kind", "payment_ref",
+var ordersSpec = projections.Spec[OrderRow]{
+	Name: "rm_orders",
+	Cols: []string{"order_id", "tenant", "customer_id", "region", "currency", "status", "payment_method", "plan_kind", "payment_ref",
 		"subtotal", "discount_total", "tax_total", "total", "paid", "refunded", "refund_pending", "cancelled_value",
 		"lines", "units", "units_fulfilled", "units_cancelled", "units_returned", "placed_at", "updated_at", "version", "position"},
-	nkey: 1,
-	fields: func(r *OrderRow) []any {
+	Key: 1,
+	Fields: func(r *OrderRow) []any {
 		return []any{&r.OrderID, &r.Tenant, &r.CustomerID, &r.Region, &r.Currency, &r.Status, &r.PaymentMethod, &r.PlanKind, &r.PaymentRef,
 			&r.Subtotal, &r.DiscountTotal, &r.TaxTotal, &r.Total, &r.Paid, &r.Refunded, &r.RefundPending, &r.CancelledValue,
 			&r.Lines, &r.Units, &r.UnitsFulfilled, &r.UnitsCancelled, &r.UnitsReturned, &r.PlacedAt, &r.UpdatedAt, &r.Version, &r.Position}
 	},
-	indexes: []string{
+	Indexes: []string{
 		"CREATE INDEX {{table}}_customer ON {{table}} (tenant, customer_id, placed_at)",
 		"CREATE INDEX {{table}}_status ON {{table}} (tenant, status, placed_at)",
 	},
@@ -52,11 +52,11 @@ type OrderLineRow struct {
 	Cancelled, Fulfilled, Returned, Position int64
 }
 
-var orderLinesSpec = spec[OrderLineRow]{
-	name: "rm_order_lines",
-	cols: []string{"order_id", "line_no", "tenant", "sku", "quantity", "unit_price", "amount", "cancelled", "fulfilled", "returned", "position"},
-	nkey: 2,
-	fields: func(r *OrderLineRow) []any {
+var orderLinesSpec = projections.Spec[OrderLineRow]{
+	Name: "rm_order_lines",
+	Cols: []string{"order_id", "line_no", "tenant", "sku", "quantity", "unit_price", "amount", "cancelled", "fulfilled", "returned", "position"},
+	Key:  2,
+	Fields: func(r *OrderLineRow) []any {
 		return []any{&r.OrderID, &r.LineNo, &r.Tenant, &r.SKU, &r.Quantity, &r.UnitPrice, &r.Amount, &r.Cancelled, &r.Fulfilled, &r.Returned, &r.Position}
 	},
 }
@@ -71,11 +71,11 @@ type OrderRefundRow struct {
 	Position                  int64
 }
 
-var orderRefundsSpec = spec[OrderRefundRow]{
-	name: "rm_order_refunds",
-	cols: []string{"order_id", "refund_id", "tenant", "requested", "refunded", "status", "reason", "requested_at", "refunded_at", "position"},
-	nkey: 2,
-	fields: func(r *OrderRefundRow) []any {
+var orderRefundsSpec = projections.Spec[OrderRefundRow]{
+	Name: "rm_order_refunds",
+	Cols: []string{"order_id", "refund_id", "tenant", "requested", "refunded", "status", "reason", "requested_at", "refunded_at", "position"},
+	Key:  2,
+	Fields: func(r *OrderRefundRow) []any {
 		return []any{&r.OrderID, &r.RefundID, &r.Tenant, &r.Requested, &r.Refunded, &r.Status, &r.Reason, &r.RequestedAt, &r.RefundedAt, &r.Position}
 	},
 }
@@ -88,7 +88,7 @@ type Orders struct{ Registry *event.Registry }
 func (Orders) Name() string { return "orders" }
 func (Orders) Version() int { return 1 }
 func (Orders) Tables() []projections.Table {
-	return []projections.Table{ordersSpec.table(), orderLinesSpec.table(), orderRefundsSpec.table()}
+	return []projections.Table{ordersSpec.Table(), orderLinesSpec.Table(), orderRefundsSpec.Table()}
 }
 
 // Apply folds the batch's order events into the rows they touch.
@@ -114,39 +114,39 @@ func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Enve
 	if len(evs) == 0 {
 		return nil
 	}
-	orders, lines, refunds := newRowSet[OrderRow](), newRowSet[OrderLineRow](), newRowSet[OrderRefundRow]()
+	orders, lines, refunds := projections.NewRowSet[OrderRow](), projections.NewRowSet[OrderLineRow](), projections.NewRowSet[OrderRefundRow]()
 	linesOf := map[string][]*OrderLineRow{}
-	idList := keys(ids)
-	if err := load(ctx, tx, ordersSpec, "order_id", idList, func(r *OrderRow) { orders.put(r.OrderID, r) }); err != nil {
+	idList := projections.Keys(ids)
+	if err := projections.Load(ctx, tx, ordersSpec, "order_id", idList, func(r *OrderRow) { orders.Put(r.OrderID, r) }); err != nil {
 		return err
 	}
 	lineKey := func(order string, no int64) string { return order + "\x00" + strconv.FormatInt(no, 10) }
-	if err := load(ctx, tx, orderLinesSpec, "order_id", idList, func(r *OrderLineRow) {
-		lines.put(lineKey(r.OrderID, r.LineNo), r)
+	if err := projections.Load(ctx, tx, orderLinesSpec, "order_id", idList, func(r *OrderLineRow) {
+		lines.Put(lineKey(r.OrderID, r.LineNo), r)
 		linesOf[r.OrderID] = append(linesOf[r.OrderID], r)
 	}); err != nil {
 		return err
 	}
-	if err := load(ctx, tx, orderRefundsSpec, "order_id", idList, func(r *OrderRefundRow) { refunds.put(r.OrderID+"\x00"+r.RefundID, r) }); err != nil {
+	if err := projections.Load(ctx, tx, orderRefundsSpec, "order_id", idList, func(r *OrderRefundRow) { refunds.Put(r.OrderID+"\x00"+r.RefundID, r) }); err != nil {
 		return err
 	}
 	for _, d := range evs {
 		id := d.env.StreamID[len("order-"):]
-		o := orders.get(id)
+		o := orders.Get(id)
 		if o == nil {
 			if _, ok := d.ev.(*order.OrderPlaced); !ok {
 				continue // an order's history starts with its placement
 			}
 			// The tenant is the placing event's; it never changes.
 			o = &OrderRow{OrderID: id, Tenant: d.env.Metadata.Tenant}
-			orders.put(id, o)
+			orders.Put(id, o)
 		}
 		pos := int64(d.env.Position)
 		line := func(no int) *OrderLineRow {
-			l := lines.get(lineKey(id, int64(no)))
+			l := lines.Get(lineKey(id, int64(no)))
 			if l != nil {
 				l.Position = pos
-				lines.touch(lineKey(id, int64(no)))
+				lines.Touch(lineKey(id, int64(no)))
 			}
 			return l
 		}
@@ -160,23 +160,23 @@ func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Enve
 				o.Units += l.Quantity
 				r := &OrderLineRow{OrderID: id, LineNo: int64(l.No), Tenant: o.Tenant, SKU: l.SKU, Quantity: l.Quantity,
 					UnitPrice: l.UnitPrice.MinorUnits(), Amount: l.Amount.MinorUnits(), Position: pos}
-				lines.put(lineKey(id, int64(l.No)), r)
-				lines.touch(lineKey(id, int64(l.No)))
+				lines.Put(lineKey(id, int64(l.No)), r)
+				lines.Touch(lineKey(id, int64(l.No)))
 				linesOf[id] = append(linesOf[id], r)
 			}
-			o.PlacedAt = ts(e.PlacedAt)
-			o.UpdatedAt = ts(e.PlacedAt)
+			o.PlacedAt = projections.Timestamp(e.PlacedAt)
+			o.UpdatedAt = projections.Timestamp(e.PlacedAt)
 		case *order.CheckoutStarted:
 			o.PaymentMethod, o.PlanKind = e.Method.String(), e.Plan.String()
 			o.Status = order.StatusCheckoutStarted.String()
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.OrderConfirmed:
 			o.PaymentRef, o.Paid = e.PaymentRef, e.Paid.MinorUnits()
 			o.Status = order.StatusConfirmed.String()
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.OrderCancelled:
 			o.Status = order.StatusCancelled.String()
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.OrderLinesCancelled:
 			for _, lq := range e.Lines {
 				if l := line(lq.Line); l != nil {
@@ -186,7 +186,7 @@ func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Enve
 			}
 			o.CancelledValue += e.Value.MinorUnits()
 			settle(o, linesOf[id])
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.OrderLinesFulfilled:
 			for _, lq := range e.Lines {
 				if l := line(lq.Line); l != nil {
@@ -195,33 +195,33 @@ func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Enve
 				}
 			}
 			settle(o, linesOf[id])
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.OrderCompleted:
 			o.Status = order.StatusCompleted.String()
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.RefundRequested:
 			k := id + "\x00" + e.RefundID
-			refunds.put(k, &OrderRefundRow{OrderID: id, RefundID: e.RefundID, Tenant: o.Tenant, Requested: e.Amount.MinorUnits(),
-				Status: "pending", Reason: e.Reason, RequestedAt: ts(e.At), Position: pos})
-			refunds.touch(k)
+			refunds.Put(k, &OrderRefundRow{OrderID: id, RefundID: e.RefundID, Tenant: o.Tenant, Requested: e.Amount.MinorUnits(),
+				Status: "pending", Reason: e.Reason, RequestedAt: projections.Timestamp(e.At), Position: pos})
+			refunds.Touch(k)
 			o.RefundPending += e.Amount.MinorUnits()
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.OrderRefunded:
 			k := id + "\x00" + e.RefundID
-			r := refunds.get(k)
+			r := refunds.Get(k)
 			if r == nil {
 				r = &OrderRefundRow{OrderID: id, RefundID: e.RefundID, Tenant: o.Tenant}
-				refunds.put(k, r)
+				refunds.Put(k, r)
 			}
 			if r.Status == "pending" {
 				o.RefundPending -= r.Requested
 			}
-			r.Status, r.Refunded, r.RefundedAt, r.Position = "refunded", r.Refunded+e.Amount.MinorUnits(), ts(e.At), pos
-			refunds.touch(k)
+			r.Status, r.Refunded, r.RefundedAt, r.Position = "refunded", r.Refunded+e.Amount.MinorUnits(), projections.Timestamp(e.At), pos
+			refunds.Touch(k)
 			o.Refunded += e.Amount.MinorUnits()
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.ReturnRequested:
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		case *order.ReturnReceived:
 			for _, lq := range e.Lines {
 				if l := line(lq.Line); l != nil {
@@ -229,18 +229,18 @@ func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Enve
 					o.UnitsReturned += lq.Quantity
 				}
 			}
-			o.UpdatedAt = ts(e.At)
+			o.UpdatedAt = projections.Timestamp(e.At)
 		}
 		o.Version, o.Position = int64(d.env.Version), pos
-		orders.touch(id)
+		orders.Touch(id)
 	}
-	if err := save(ctx, tx, ordersSpec, orders.changed()); err != nil {
+	if err := projections.Save(ctx, tx, ordersSpec, orders.Changed()); err != nil {
 		return err
 	}
-	if err := save(ctx, tx, orderLinesSpec, lines.changed()); err != nil {
+	if err := projections.Save(ctx, tx, orderLinesSpec, lines.Changed()); err != nil {
 		return err
 	}
-	return save(ctx, tx, orderRefundsSpec, refunds.changed())
+	return projections.Save(ctx, tx, orderRefundsSpec, refunds.Changed())
 }
 
 // settle moves the status after lines were fulfilled or cancelled, as the
@@ -274,18 +274,18 @@ type Order struct {
 // cross tenants).
 func GetOrder(ctx context.Context, db *projections.DB, tenant, id string) (Order, error) {
 	var o Order
-	err := db.QueryRowContext(ctx, `SELECT `+cols(ordersSpec)+` FROM rm_orders WHERE tenant = $1 AND order_id = $2`, tenant, id).Scan(ordersSpec.fields(&o.OrderRow)...)
+	err := db.QueryRowContext(ctx, `SELECT `+ordersSpec.Columns()+` FROM rm_orders WHERE tenant = $1 AND order_id = $2`, tenant, id).Scan(ordersSpec.Fields(&o.OrderRow)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, fmt.Errorf("order %s: %w", id, projections.ErrNotFound)
 	}
 	if err != nil {
 		return Order{}, fmt.Errorf("order %s: %w", id, err)
 	}
-	o.PlacedTime, o.UpdatedTime = parseTS(o.PlacedAt), parseTS(o.UpdatedAt)
-	if o.LineItems, err = query(ctx, db, orderLinesSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY line_no`, tenant, id); err != nil {
+	o.PlacedTime, o.UpdatedTime = projections.ParseTimestamp(o.PlacedAt), projections.ParseTimestamp(o.UpdatedAt)
+	if o.LineItems, err = projections.Query(ctx, db, orderLinesSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY line_no`, tenant, id); err != nil {
 		return Order{}, err
 	}
-	if o.Refunds, err = query(ctx, db, orderRefundsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY requested_at, refund_id`, tenant, id); err != nil {
+	if o.Refunds, err = projections.Query(ctx, db, orderRefundsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY requested_at, refund_id`, tenant, id); err != nil {
 		return Order{}, err
 	}
 	return o, nil
@@ -317,20 +317,20 @@ func ListOrders(ctx context.Context, db *projections.DB, tenant string, f OrderF
 		add("status = $%d", f.Status)
 	}
 	if !f.PlacedFrom.IsZero() {
-		add("placed_at >= $%d", ts(f.PlacedFrom))
+		add("placed_at >= $%d", projections.Timestamp(f.PlacedFrom))
 	}
 	if !f.PlacedTo.IsZero() {
-		add("placed_at < $%d", ts(f.PlacedTo))
+		add("placed_at < $%d", projections.Timestamp(f.PlacedTo))
 	}
 	if f.After != "" {
 		add("order_id > $%d", f.After)
 	}
-	return query(ctx, db, ordersSpec, where+" ORDER BY order_id"+limit(f.Limit), args...)
+	return projections.Query(ctx, db, ordersSpec, where+" ORDER BY order_id"+limit(f.Limit), args...)
 }
 
 // ListCustomerOrders is ListOrders by customer, newest first.
 func ListCustomerOrders(ctx context.Context, db *projections.DB, tenant, customerID string, max int) ([]OrderRow, error) {
-	return query(ctx, db, ordersSpec, `WHERE tenant = $1 AND customer_id = $2 ORDER BY placed_at DESC, order_id`+limit(max), tenant, customerID)
+	return projections.Query(ctx, db, ordersSpec, `WHERE tenant = $1 AND customer_id = $2 ORDER BY placed_at DESC, order_id`+limit(max), tenant, customerID)
 }
 
 func limit(n int) string {
@@ -338,33 +338,4 @@ func limit(n int) string {
 		n = 100
 	}
 	return " LIMIT " + strconv.Itoa(min(n, 1000))
-}
-
-func cols[R any](s spec[R]) string {
-	out := ""
-	for i, c := range s.cols {
-		if i > 0 {
-			out += ", "
-		}
-		out += c
-	}
-	return out
-}
-
-// query selects rows of s's view with the given tail (WHERE ... ORDER BY).
-func query[R any](ctx context.Context, db *projections.DB, s spec[R], tail string, args ...any) ([]R, error) {
-	rows, err := db.QueryContext(ctx, `SELECT `+cols(s)+` FROM `+s.name+` `+tail, args...)
-	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", s.name, err)
-	}
-	defer rows.Close()
-	var out []R
-	for rows.Next() {
-		var r R
-		if err := rows.Scan(s.fields(&r)...); err != nil {
-			return nil, fmt.Errorf("query %s: %w", s.name, err)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
 }

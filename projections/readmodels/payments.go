@@ -21,16 +21,16 @@ type PaymentRow struct {
 	Version, Position                                    int64
 }
 
-var paymentsSpec = spec[PaymentRow]{
-	name: "rm_payments",
-	cols: []string{"payment_id", "tenant", "order_id", "method", "status", "currency", "authorized", "captured", "released", "refunded",
+var paymentsSpec = projections.Spec[PaymentRow]{
+	Name: "rm_payments",
+	Cols: []string{"payment_id", "tenant", "order_id", "method", "status", "currency", "authorized", "captured", "released", "refunded",
 		"disputed", "charged_back", "captures", "refunds", "decline_reason", "provider_ref", "authorized_at", "expires_at", "updated_at", "version", "position"},
-	nkey: 1,
-	fields: func(r *PaymentRow) []any {
+	Key: 1,
+	Fields: func(r *PaymentRow) []any {
 		return []any{&r.PaymentID, &r.Tenant, &r.OrderID, &r.Method, &r.Status, &r.Currency, &r.Authorized, &r.Captured, &r.Released, &r.Refunded,
 			&r.Disputed, &r.ChargedBack, &r.Captures, &r.Refunds, &r.DeclineReason, &r.ProviderRef, &r.AuthorizedAt, &r.ExpiresAt, &r.UpdatedAt, &r.Version, &r.Position}
 	},
-	indexes: []string{"CREATE INDEX {{table}}_order ON {{table}} (tenant, order_id)"},
+	Indexes: []string{"CREATE INDEX {{table}}_order ON {{table}} (tenant, order_id)"},
 }
 
 // Payments is the payments read model: authorized, captured, released
@@ -40,7 +40,7 @@ type Payments struct{ Registry *event.Registry }
 
 func (Payments) Name() string                { return "payments" }
 func (Payments) Version() int                { return 1 }
-func (Payments) Tables() []projections.Table { return []projections.Table{paymentsSpec.table()} }
+func (Payments) Tables() []projections.Table { return []projections.Table{paymentsSpec.Table()} }
 
 // Apply folds the batch's payment events.
 func (p Payments) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
@@ -65,60 +65,60 @@ func (p Payments) Apply(ctx context.Context, tx projections.Tx, batch []event.En
 	if len(evs) == 0 {
 		return nil
 	}
-	rows := newRowSet[PaymentRow]()
-	if err := load(ctx, tx, paymentsSpec, "payment_id", keys(ids), func(r *PaymentRow) { rows.put(r.PaymentID, r) }); err != nil {
+	rows := projections.NewRowSet[PaymentRow]()
+	if err := projections.Load(ctx, tx, paymentsSpec, "payment_id", projections.Keys(ids), func(r *PaymentRow) { rows.Put(r.PaymentID, r) }); err != nil {
 		return err
 	}
 	for _, d := range evs {
 		id := d.env.StreamID[len("payment-"):]
-		r := rows.get(id)
+		r := rows.Get(id)
 		if r == nil {
 			r = &PaymentRow{PaymentID: id, Tenant: d.env.Metadata.Tenant}
-			rows.put(id, r)
+			rows.Put(id, r)
 		}
 		switch e := d.ev.(type) {
 		case *payment.Authorized:
 			r.OrderID, r.Method, r.Status, r.Currency = e.OrderID, e.Method.String(), payment.StatusAuthorized.String(), e.Amount.Currency().Code()
 			r.Authorized, r.ProviderRef = e.Amount.MinorUnits(), e.ProviderRef
-			r.AuthorizedAt, r.ExpiresAt, r.UpdatedAt = ts(e.AuthorizedAt), ts(e.ExpiresAt), ts(e.AuthorizedAt)
+			r.AuthorizedAt, r.ExpiresAt, r.UpdatedAt = projections.Timestamp(e.AuthorizedAt), projections.Timestamp(e.ExpiresAt), projections.Timestamp(e.AuthorizedAt)
 		case *payment.Declined:
 			r.OrderID, r.Method, r.Status, r.Currency = e.OrderID, e.Method.String(), payment.StatusDeclined.String(), e.Amount.Currency().Code()
 			r.Authorized, r.ProviderRef, r.DeclineReason = e.Amount.MinorUnits(), e.ProviderRef, e.Reason.String()
-			r.UpdatedAt = ts(e.DeclinedAt)
+			r.UpdatedAt = projections.Timestamp(e.DeclinedAt)
 		case *payment.Captured:
 			r.Captured += e.Amount.MinorUnits()
 			r.Captures++
 			if r.Captured == r.Authorized {
 				r.Status = payment.StatusCaptured.String()
 			}
-			r.UpdatedAt = ts(e.CapturedAt)
+			r.UpdatedAt = projections.Timestamp(e.CapturedAt)
 		case *payment.Voided:
 			r.Released += e.Released.MinorUnits()
 			r.Status = payment.StatusVoided.String()
-			r.UpdatedAt = ts(e.VoidedAt)
+			r.UpdatedAt = projections.Timestamp(e.VoidedAt)
 		case *payment.Expired:
 			r.Released += e.Released.MinorUnits()
 			r.Status = payment.StatusExpired.String()
-			r.UpdatedAt = ts(e.ExpiredAt)
+			r.UpdatedAt = projections.Timestamp(e.ExpiredAt)
 		case *payment.Refunded:
 			r.Refunded += e.Amount.MinorUnits()
 			r.Refunds++
-			r.UpdatedAt = ts(e.RefundedAt)
+			r.UpdatedAt = projections.Timestamp(e.RefundedAt)
 		case *payment.ChargebackOpened:
 			r.Disputed += e.Amount.MinorUnits()
-			r.UpdatedAt = ts(e.OpenedAt)
+			r.UpdatedAt = projections.Timestamp(e.OpenedAt)
 		case *payment.ChargebackWon:
 			r.Disputed -= e.Amount.MinorUnits()
-			r.UpdatedAt = ts(e.ResolvedAt)
+			r.UpdatedAt = projections.Timestamp(e.ResolvedAt)
 		case *payment.ChargebackLost:
 			r.Disputed -= e.Amount.MinorUnits()
 			r.ChargedBack += e.Amount.MinorUnits()
-			r.UpdatedAt = ts(e.ResolvedAt)
+			r.UpdatedAt = projections.Timestamp(e.ResolvedAt)
 		}
 		r.Version, r.Position = int64(d.env.Version), int64(d.env.Position)
-		rows.touch(id)
+		rows.Touch(id)
 	}
-	return save(ctx, tx, paymentsSpec, rows.changed())
+	return projections.Save(ctx, tx, paymentsSpec, rows.Changed())
 }
 
 // OrderPayments is every payment of an order with the totals per currency
@@ -138,7 +138,7 @@ type PaymentTotals struct {
 // PaymentsForOrder returns tenant's payments of order id (none is not an
 // error: an order may not be paid yet).
 func PaymentsForOrder(ctx context.Context, db *projections.DB, tenant, orderID string) (OrderPayments, error) {
-	rows, err := query(ctx, db, paymentsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY authorized_at, payment_id`, tenant, orderID)
+	rows, err := projections.Query(ctx, db, paymentsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY authorized_at, payment_id`, tenant, orderID)
 	if err != nil {
 		return OrderPayments{}, err
 	}
@@ -161,7 +161,7 @@ func PaymentsForOrder(ctx context.Context, db *projections.DB, tenant, orderID s
 
 // GetPayment returns tenant's payment id or projections.ErrNotFound.
 func GetPayment(ctx context.Context, db *projections.DB, tenant, id string) (PaymentRow, error) {
-	rows, err := query(ctx, db, paymentsSpec, `WHERE tenant = $1 AND payment_id = $2`, tenant, id)
+	rows, err := projections.Query(ctx, db, paymentsSpec, `WHERE tenant = $1 AND payment_id = $2`, tenant, id)
 	if err != nil {
 		return PaymentRow{}, err
 	}

@@ -24,18 +24,18 @@ type PlanRow struct {
 	Version, Position                                           int64
 }
 
-var plansSpec = spec[PlanRow]{
-	name: "rm_plans",
-	cols: []string{"plan_id", "tenant", "customer_id", "order_id", "status", "kind", "currency", "apr_bp", "financed", "collected", "fees_assessed",
+var plansSpec = projections.Spec[PlanRow]{
+	Name: "rm_plans",
+	Cols: []string{"plan_id", "tenant", "customer_id", "order_id", "status", "kind", "currency", "apr_bp", "financed", "collected", "fees_assessed",
 		"refunded", "returned_to_customer", "written_off", "principal_outstanding", "interest_outstanding", "fees_outstanding",
 		"installments", "failed_collections", "reasons", "decided_at", "updated_at", "version", "position"},
-	nkey: 1,
-	fields: func(r *PlanRow) []any {
+	Key: 1,
+	Fields: func(r *PlanRow) []any {
 		return []any{&r.PlanID, &r.Tenant, &r.CustomerID, &r.OrderID, &r.Status, &r.Kind, &r.Currency, &r.APRBasisPoints, &r.Financed, &r.Collected, &r.FeesAssessed,
 			&r.Refunded, &r.ReturnedToCustomer, &r.WrittenOff, &r.PrincipalOutstanding, &r.InterestOutstanding, &r.FeesOutstanding,
 			&r.Installments, &r.FailedCollections, &r.Reasons, &r.DecidedAt, &r.UpdatedAt, &r.Version, &r.Position}
 	},
-	indexes: []string{
+	Indexes: []string{
 		"CREATE INDEX {{table}}_customer ON {{table}} (tenant, customer_id)",
 		"CREATE INDEX {{table}}_order ON {{table}} (tenant, order_id)",
 	},
@@ -57,14 +57,14 @@ func (in InstallmentRow) Unpaid() int64 {
 	return in.Principal - in.PaidPrincipal + in.Interest - in.PaidInterest + in.Fee - in.PaidFee
 }
 
-var installmentsSpec = spec[InstallmentRow]{
-	name: "rm_plan_installments",
-	cols: []string{"plan_id", "number", "tenant", "currency", "due_at", "principal", "interest", "fee", "paid_principal", "paid_interest", "paid_fee", "position"},
-	nkey: 2,
-	fields: func(r *InstallmentRow) []any {
+var installmentsSpec = projections.Spec[InstallmentRow]{
+	Name: "rm_plan_installments",
+	Cols: []string{"plan_id", "number", "tenant", "currency", "due_at", "principal", "interest", "fee", "paid_principal", "paid_interest", "paid_fee", "position"},
+	Key:  2,
+	Fields: func(r *InstallmentRow) []any {
 		return []any{&r.PlanID, &r.Number, &r.Tenant, &r.Currency, &r.DueAt, &r.Principal, &r.Interest, &r.Fee, &r.PaidPrincipal, &r.PaidInterest, &r.PaidFee, &r.Position}
 	},
-	indexes: []string{"CREATE INDEX {{table}}_due ON {{table}} (tenant, due_at)"},
+	Indexes: []string{"CREATE INDEX {{table}}_due ON {{table}} (tenant, due_at)"},
 }
 
 // Plans is the BNPL read model: plans and their installments, for
@@ -74,7 +74,7 @@ type Plans struct{ Registry *event.Registry }
 func (Plans) Name() string { return "plans" }
 func (Plans) Version() int { return 1 }
 func (Plans) Tables() []projections.Table {
-	return []projections.Table{plansSpec.table(), installmentsSpec.table()}
+	return []projections.Table{plansSpec.Table(), installmentsSpec.Table()}
 }
 
 // Apply folds the batch's plan events.
@@ -100,32 +100,32 @@ func (p Plans) Apply(ctx context.Context, tx projections.Tx, batch []event.Envel
 	if len(evs) == 0 {
 		return nil
 	}
-	plans, insts := newRowSet[PlanRow](), newRowSet[InstallmentRow]()
+	plans, insts := projections.NewRowSet[PlanRow](), projections.NewRowSet[InstallmentRow]()
 	instsOf := map[string][]*InstallmentRow{}
 	ikey := func(plan string, n int64) string { return plan + "\x00" + strconv.FormatInt(n, 10) }
-	idList := keys(ids)
-	if err := load(ctx, tx, plansSpec, "plan_id", idList, func(r *PlanRow) { plans.put(r.PlanID, r) }); err != nil {
+	idList := projections.Keys(ids)
+	if err := projections.Load(ctx, tx, plansSpec, "plan_id", idList, func(r *PlanRow) { plans.Put(r.PlanID, r) }); err != nil {
 		return err
 	}
-	if err := load(ctx, tx, installmentsSpec, "plan_id", idList, func(r *InstallmentRow) {
-		insts.put(ikey(r.PlanID, r.Number), r)
+	if err := projections.Load(ctx, tx, installmentsSpec, "plan_id", idList, func(r *InstallmentRow) {
+		insts.Put(ikey(r.PlanID, r.Number), r)
 		instsOf[r.PlanID] = append(instsOf[r.PlanID], r)
 	}); err != nil {
 		return err
 	}
 	for _, d := range evs {
 		id := d.env.StreamID[len("plan-"):]
-		pl := plans.get(id)
+		pl := plans.Get(id)
 		if pl == nil {
 			pl = &PlanRow{PlanID: id, Tenant: d.env.Metadata.Tenant}
-			plans.put(id, pl)
+			plans.Put(id, pl)
 		}
 		pos := int64(d.env.Position)
 		inst := func(n int) *InstallmentRow {
-			r := insts.get(ikey(id, int64(n)))
+			r := insts.Get(ikey(id, int64(n)))
 			if r != nil {
 				r.Position = pos
-				insts.touch(ikey(id, int64(n)))
+				insts.Touch(ikey(id, int64(n)))
 			}
 			return r
 		}
@@ -169,39 +169,39 @@ func (p Plans) Apply(ctx context.Context, tx projections.Tx, batch []event.Envel
 				}
 				pl.Reasons += r.String()
 			}
-			pl.DecidedAt, pl.UpdatedAt = ts(e.DecidedAt), ts(e.DecidedAt)
+			pl.DecidedAt, pl.UpdatedAt = projections.Timestamp(e.DecidedAt), projections.Timestamp(e.DecidedAt)
 		case *financing.Originated:
 			for _, s := range e.Installments {
-				r := &InstallmentRow{PlanID: id, Number: int64(s.Number), Tenant: pl.Tenant, Currency: pl.Currency, DueAt: ts(s.DueAt),
+				r := &InstallmentRow{PlanID: id, Number: int64(s.Number), Tenant: pl.Tenant, Currency: pl.Currency, DueAt: projections.Timestamp(s.DueAt),
 					Principal: s.Principal.MinorUnits(), Interest: s.Interest.MinorUnits(), Position: pos}
-				insts.put(ikey(id, r.Number), r)
-				insts.touch(ikey(id, r.Number))
+				insts.Put(ikey(id, r.Number), r)
+				insts.Touch(ikey(id, r.Number))
 				instsOf[id] = append(instsOf[id], r)
 			}
 			pl.Installments = int64(len(e.Installments))
-			pl.UpdatedAt = ts(e.OriginatedAt)
+			pl.UpdatedAt = projections.Timestamp(e.OriginatedAt)
 		case *financing.InstallmentCollected:
 			pay(e.Allocations)
 			pl.Collected += e.Amount.MinorUnits()
 			if owed() <= 0 {
 				pl.Status = financing.StatusPaidOff.String()
 			}
-			pl.UpdatedAt = ts(e.CollectedAt)
+			pl.UpdatedAt = projections.Timestamp(e.CollectedAt)
 		case *financing.CollectionFailed:
 			pl.FailedCollections++
-			pl.UpdatedAt = ts(e.FailedAt)
+			pl.UpdatedAt = projections.Timestamp(e.FailedAt)
 		case *financing.LateFeeAssessed:
 			if in := inst(e.Installment); in != nil {
 				in.Fee += e.Fee.MinorUnits()
 			}
 			pl.FeesAssessed += e.Fee.MinorUnits()
-			pl.UpdatedAt = ts(e.AssessedAt)
+			pl.UpdatedAt = projections.Timestamp(e.AssessedAt)
 		case *financing.PaidOff:
 			pay(e.Allocations)
 			reduce(e.Waived)
 			pl.Collected += e.Amount.MinorUnits()
 			pl.Status = financing.StatusPaidOff.String()
-			pl.UpdatedAt = ts(e.PaidOffAt)
+			pl.UpdatedAt = projections.Timestamp(e.PaidOffAt)
 		case *financing.Refunded:
 			reduce(e.Reductions)
 			pl.Refunded += e.Amount.MinorUnits()
@@ -209,16 +209,16 @@ func (p Plans) Apply(ctx context.Context, tx projections.Tx, batch []event.Envel
 			if (pl.Status == financing.StatusActive.String() || pl.Status == financing.StatusDefaulted.String()) && owed() <= 0 {
 				pl.Status = financing.StatusRefunded.String()
 			}
-			pl.UpdatedAt = ts(e.RefundedAt)
+			pl.UpdatedAt = projections.Timestamp(e.RefundedAt)
 		case *financing.Defaulted:
 			pl.Status = financing.StatusDefaulted.String()
-			pl.UpdatedAt = ts(e.DefaultedAt)
+			pl.UpdatedAt = projections.Timestamp(e.DefaultedAt)
 		case *financing.ChargedOff:
 			reduce(e.Allocations)
 			reduce(e.Waived)
 			pl.WrittenOff += e.WrittenOff.MinorUnits()
 			pl.Status = financing.StatusChargedOff.String()
-			pl.UpdatedAt = ts(e.ChargedOffAt)
+			pl.UpdatedAt = projections.Timestamp(e.ChargedOffAt)
 		}
 		pl.PrincipalOutstanding, pl.InterestOutstanding, pl.FeesOutstanding = 0, 0, 0
 		for _, in := range instsOf[id] {
@@ -227,12 +227,12 @@ func (p Plans) Apply(ctx context.Context, tx projections.Tx, batch []event.Envel
 			pl.FeesOutstanding += in.Fee - in.PaidFee
 		}
 		pl.Version, pl.Position = int64(d.env.Version), pos
-		plans.touch(id)
+		plans.Touch(id)
 	}
-	if err := save(ctx, tx, plansSpec, plans.changed()); err != nil {
+	if err := projections.Save(ctx, tx, plansSpec, plans.Changed()); err != nil {
 		return err
 	}
-	return save(ctx, tx, installmentsSpec, insts.changed())
+	return projections.Save(ctx, tx, installmentsSpec, insts.Changed())
 }
 
 // Plan is a plan with its installments.
@@ -244,20 +244,20 @@ type Plan struct {
 // GetPlan returns tenant's plan id with its installments, or
 // projections.ErrNotFound.
 func GetPlan(ctx context.Context, db *projections.DB, tenant, id string) (Plan, error) {
-	rows, err := query(ctx, db, plansSpec, `WHERE tenant = $1 AND plan_id = $2`, tenant, id)
+	rows, err := projections.Query(ctx, db, plansSpec, `WHERE tenant = $1 AND plan_id = $2`, tenant, id)
 	if err != nil {
 		return Plan{}, err
 	}
 	if len(rows) == 0 {
 		return Plan{}, fmt.Errorf("plan %s: %w", id, projections.ErrNotFound)
 	}
-	sched, err := query(ctx, db, installmentsSpec, `WHERE tenant = $1 AND plan_id = $2 ORDER BY number`, tenant, id)
+	sched, err := projections.Query(ctx, db, installmentsSpec, `WHERE tenant = $1 AND plan_id = $2 ORDER BY number`, tenant, id)
 	return Plan{PlanRow: rows[0], Schedule: sched}, err
 }
 
 // ListCustomerPlans returns tenant's plans of a customer.
 func ListCustomerPlans(ctx context.Context, db *projections.DB, tenant, customerID string, max int) ([]PlanRow, error) {
-	return query(ctx, db, plansSpec, `WHERE tenant = $1 AND customer_id = $2 ORDER BY decided_at DESC, plan_id`+limit(max), tenant, customerID)
+	return projections.Query(ctx, db, plansSpec, `WHERE tenant = $1 AND customer_id = $2 ORDER BY decided_at DESC, plan_id`+limit(max), tenant, customerID)
 }
 
 // Aging buckets receivables by days past due of each installment, as the
@@ -302,7 +302,7 @@ func ReceivablesAging(ctx context.Context, db *projections.DB, tenant string, as
 			plans[plan] = true
 			a.Plans++
 		}
-		dueAt := parseTS(due)
+		dueAt := projections.ParseTimestamp(due)
 		amt := principal + fee
 		days := 0
 		if asOf.After(dueAt) {

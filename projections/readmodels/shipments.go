@@ -18,16 +18,16 @@ type ShipmentRow struct {
 	Position                                      int64
 }
 
-var shipmentsSpec = spec[ShipmentRow]{
-	name: "rm_shipments",
-	cols: []string{"shipment_id", "tenant", "order_id", "location", "status", "carrier", "tracking_number", "reason",
+var shipmentsSpec = projections.Spec[ShipmentRow]{
+	Name: "rm_shipments",
+	Cols: []string{"shipment_id", "tenant", "order_id", "location", "status", "carrier", "tracking_number", "reason",
 		"lines", "units", "units_returning", "units_returned", "planned_at", "shipped_at", "delivered_at", "updated_at", "position"},
-	nkey: 1,
-	fields: func(r *ShipmentRow) []any {
+	Key: 1,
+	Fields: func(r *ShipmentRow) []any {
 		return []any{&r.ShipmentID, &r.Tenant, &r.OrderID, &r.Location, &r.Status, &r.Carrier, &r.TrackingNumber, &r.Reason,
 			&r.Lines, &r.Units, &r.UnitsReturning, &r.UnitsReturned, &r.PlannedAt, &r.ShippedAt, &r.DeliveredAt, &r.UpdatedAt, &r.Position}
 	},
-	indexes: []string{
+	Indexes: []string{
 		"CREATE INDEX {{table}}_order ON {{table}} (tenant, order_id)",
 		"CREATE INDEX {{table}}_status ON {{table}} (tenant, status)",
 	},
@@ -38,7 +38,7 @@ type Shipments struct{ Registry *event.Registry }
 
 func (Shipments) Name() string                { return "shipments" }
 func (Shipments) Version() int                { return 1 }
-func (Shipments) Tables() []projections.Table { return []projections.Table{shipmentsSpec.table()} }
+func (Shipments) Tables() []projections.Table { return []projections.Table{shipmentsSpec.Table()} }
 
 // Apply folds the batch's fulfillment events.
 func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
@@ -65,8 +65,8 @@ func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 	if len(evs) == 0 {
 		return nil
 	}
-	rows := newRowSet[ShipmentRow]()
-	if err := load(ctx, tx, shipmentsSpec, "shipment_id", keys(ids), func(r *ShipmentRow) { rows.put(r.ShipmentID, r) }); err != nil {
+	rows := projections.NewRowSet[ShipmentRow]()
+	if err := projections.Load(ctx, tx, shipmentsSpec, "shipment_id", projections.Keys(ids), func(r *ShipmentRow) { rows.Put(r.ShipmentID, r) }); err != nil {
 		return err
 	}
 	for _, d := range evs {
@@ -74,12 +74,12 @@ func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 		if e, ok := d.ev.(*fulfillment.OrderSplit); ok {
 			for _, ps := range e.Shipments {
 				r := &ShipmentRow{ShipmentID: ps.ID, Tenant: d.env.Metadata.Tenant, OrderID: e.OrderID, Location: ps.Location.String(),
-					Status: fulfillment.StatusPlanned.String(), Lines: int64(len(ps.Lines)), PlannedAt: ts(e.At), UpdatedAt: ts(e.At), Position: pos}
+					Status: fulfillment.StatusPlanned.String(), Lines: int64(len(ps.Lines)), PlannedAt: projections.Timestamp(e.At), UpdatedAt: projections.Timestamp(e.At), Position: pos}
 				for _, l := range ps.Lines {
 					r.Units += l.Quantity
 				}
-				rows.put(ps.ID, r)
-				rows.touch(ps.ID)
+				rows.Put(ps.ID, r)
+				rows.Touch(ps.ID)
 			}
 			continue
 		}
@@ -87,31 +87,31 @@ func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 		if len(ids) != 1 {
 			continue
 		}
-		r := rows.get(ids[0])
+		r := rows.Get(ids[0])
 		if r == nil {
 			continue // a shipment's history starts with the split
 		}
 		switch e := d.ev.(type) {
 		case *fulfillment.ShipmentPicked:
-			r.Status, r.UpdatedAt = fulfillment.StatusPicked.String(), ts(e.At)
+			r.Status, r.UpdatedAt = fulfillment.StatusPicked.String(), projections.Timestamp(e.At)
 		case *fulfillment.ShipmentPacked:
-			r.Status, r.UpdatedAt = fulfillment.StatusPacked.String(), ts(e.At)
+			r.Status, r.UpdatedAt = fulfillment.StatusPacked.String(), projections.Timestamp(e.At)
 		case *fulfillment.ShipmentShipped:
 			r.Status, r.Carrier, r.TrackingNumber = fulfillment.StatusShipped.String(), e.Carrier, e.TrackingNumber
-			r.ShippedAt, r.UpdatedAt = ts(e.At), ts(e.At)
+			r.ShippedAt, r.UpdatedAt = projections.Timestamp(e.At), projections.Timestamp(e.At)
 		case *fulfillment.ShipmentDelivered:
-			r.Status, r.DeliveredAt, r.UpdatedAt = fulfillment.StatusDelivered.String(), ts(e.At), ts(e.At)
+			r.Status, r.DeliveredAt, r.UpdatedAt = fulfillment.StatusDelivered.String(), projections.Timestamp(e.At), projections.Timestamp(e.At)
 		case *fulfillment.DeliveryFailed:
-			r.Status, r.Reason, r.UpdatedAt = fulfillment.StatusFailed.String(), e.Reason, ts(e.At)
+			r.Status, r.Reason, r.UpdatedAt = fulfillment.StatusFailed.String(), e.Reason, projections.Timestamp(e.At)
 		case *fulfillment.ShipmentLost:
-			r.Status, r.UpdatedAt = fulfillment.StatusLost.String(), ts(e.At)
+			r.Status, r.UpdatedAt = fulfillment.StatusLost.String(), projections.Timestamp(e.At)
 		case *fulfillment.ShipmentCancelled:
-			r.Status, r.Reason, r.UpdatedAt = fulfillment.StatusCancelled.String(), e.Reason, ts(e.At)
+			r.Status, r.Reason, r.UpdatedAt = fulfillment.StatusCancelled.String(), e.Reason, projections.Timestamp(e.At)
 		case *fulfillment.ReturnAuthorized:
 			for _, l := range e.Lines {
 				r.UnitsReturning += l.Quantity
 			}
-			r.UpdatedAt = ts(e.At)
+			r.UpdatedAt = projections.Timestamp(e.At)
 		case *fulfillment.ReturnReceived:
 			// The return closes: what was authorized is no longer on
 			// its way, what arrived is returned. The authorized
@@ -122,12 +122,12 @@ func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 				r.UnitsReturning -= l.Quantity
 			}
 			r.UnitsReturning = max(0, r.UnitsReturning)
-			r.UpdatedAt = ts(e.At)
+			r.UpdatedAt = projections.Timestamp(e.At)
 		}
 		r.Position = pos
-		rows.touch(r.ShipmentID)
+		rows.Touch(r.ShipmentID)
 	}
-	return save(ctx, tx, shipmentsSpec, rows.changed())
+	return projections.Save(ctx, tx, shipmentsSpec, rows.Changed())
 }
 
 func shipmentIDs(ev event.Event) []string {
@@ -163,12 +163,12 @@ func shipmentIDs(ev event.Event) []string {
 // ShipmentsForOrder returns tenant's shipments of an order in split order
 // (by shipment ID).
 func ShipmentsForOrder(ctx context.Context, db *projections.DB, tenant, orderID string) ([]ShipmentRow, error) {
-	return query(ctx, db, shipmentsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY shipment_id`, tenant, orderID)
+	return projections.Query(ctx, db, shipmentsSpec, `WHERE tenant = $1 AND order_id = $2 ORDER BY shipment_id`, tenant, orderID)
 }
 
 // GetShipment returns tenant's shipment id, or projections.ErrNotFound.
 func GetShipment(ctx context.Context, db *projections.DB, tenant, id string) (ShipmentRow, error) {
-	rows, err := query(ctx, db, shipmentsSpec, `WHERE tenant = $1 AND shipment_id = $2`, tenant, id)
+	rows, err := projections.Query(ctx, db, shipmentsSpec, `WHERE tenant = $1 AND shipment_id = $2`, tenant, id)
 	if err != nil {
 		return ShipmentRow{}, err
 	}

@@ -1,0 +1,209 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Spec describes a read-model table whose rows are Go structs of int64
+// and string fields. Projections fold a batch of events into rows in
+// memory (loading the rows the batch touches first, one query per table)
+// and write every changed row back with multi-row upserts: a few
+// statements per batch instead of several per event. That is what makes
+// catch-up fast, and since the fold is plain Go over the rows a rebuild
+// produces the same rows as the live run.
+type Spec[R any] struct {
+	Name    string   // logical table name (the view readers query)
+	Cols    []string // column names; the first Key form the primary key
+	Key     int
+	Fields  func(r *R) []any // pointers to r's fields, in Cols order (*int64 or *string)
+	Indexes []string         // CREATE INDEX statements with {{table}}
+}
+
+// table is the Table of s: DDL derived from the field types.
+func (s Spec[R]) Table() Table {
+	var r R
+	var b strings.Builder
+	b.WriteString("CREATE TABLE {{table}} (")
+	for i, p := range s.Fields(&r) {
+		typ := "TEXT"
+		if _, ok := p.(*int64); ok {
+			typ = "BIGINT"
+		}
+		fmt.Fprintf(&b, "%s %s NOT NULL, ", s.Cols[i], typ)
+	}
+	fmt.Fprintf(&b, "PRIMARY KEY (%s))", strings.Join(s.Cols[:s.Key], ", "))
+	return Table{Name: s.Name, DDL: b.String(), Indexes: s.Indexes}
+}
+
+// maxParams keeps statements under SQLite's and PostgreSQL's limits on
+// bound parameters (32,766 and 65,535).
+const maxParams = 30000
+
+func placeholders(b *strings.Builder, from, n int) {
+	b.WriteByte('(')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(from + i))
+	}
+	b.WriteByte(')')
+}
+
+// Load reads the rows whose column col is one of vals and passes each to
+// add.
+func Load[R any](ctx context.Context, tx Tx, s Spec[R], col string, vals []string, add func(*R)) error {
+	for len(vals) > 0 {
+		n := min(len(vals), 900)
+		var b strings.Builder
+		fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s IN ", strings.Join(s.Cols, ", "), tx.Table(s.Name), col)
+		placeholders(&b, 1, n)
+		args := make([]any, n)
+		for i, v := range vals[:n] {
+			args[i] = v
+		}
+		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", s.Name, err)
+		}
+		for rows.Next() {
+			r := new(R)
+			if err := rows.Scan(s.Fields(r)...); err != nil {
+				rows.Close()
+				return fmt.Errorf("load %s: %w", s.Name, err)
+			}
+			add(r)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("load %s: %w", s.Name, err)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("load %s: %w", s.Name, err)
+		}
+		vals = vals[n:]
+	}
+	return nil
+}
+
+// Save upserts rows (each primary key at most once).
+func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
+	per := max(1, min(500, maxParams/len(s.Cols)))
+	var set strings.Builder
+	for i, c := range s.Cols[s.Key:] {
+		if i > 0 {
+			set.WriteString(", ")
+		}
+		fmt.Fprintf(&set, "%s = excluded.%s", c, c)
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), per)
+		var b strings.Builder
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", tx.Table(s.Name), strings.Join(s.Cols, ", "))
+		args := make([]any, 0, n*len(s.Cols))
+		for i, r := range rows[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			placeholders(&b, len(args)+1, len(s.Cols))
+			for _, p := range s.Fields(r) {
+				switch p := p.(type) {
+				case *int64:
+					args = append(args, *p)
+				case *string:
+					args = append(args, *p)
+				default:
+					panic(fmt.Sprintf("readmodels: %s: field of type %T", s.Name, p))
+				}
+			}
+		}
+		fmt.Fprintf(&b, " ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(s.Cols[:s.Key], ", "), set.String())
+		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("save %s: %w", s.Name, err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// RowSet is the rows of one table a batch touches, by key.
+type RowSet[R any] struct {
+	rows  map[string]*R
+	dirty map[string]bool
+	keys  []string // keys in first-touch order, for deterministic writes
+}
+
+func NewRowSet[R any]() *RowSet[R] {
+	return &RowSet[R]{rows: map[string]*R{}, dirty: map[string]bool{}}
+}
+
+func (rs *RowSet[R]) Put(key string, r *R) { rs.rows[key] = r }
+
+// Get returns the row, or nil.
+func (rs *RowSet[R]) Get(key string) *R { return rs.rows[key] }
+
+// Touch marks a row changed.
+func (rs *RowSet[R]) Touch(key string) {
+	if !rs.dirty[key] {
+		rs.dirty[key] = true
+		rs.keys = append(rs.keys, key)
+	}
+}
+
+func (rs *RowSet[R]) Changed() []*R {
+	out := make([]*R, 0, len(rs.keys))
+	for _, k := range rs.keys {
+		out = append(out, rs.rows[k])
+	}
+	return out
+}
+
+// Times are stored as fixed-width UTC ISO 8601 text: readable in any SQL
+// client, and ordered as text the way they are ordered in time.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(TimeLayout)
+}
+
+func ParseTimestamp(s string) time.Time {
+	t, _ := time.Parse(TimeLayout, s)
+	return t
+}
+
+func Keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Columns is s's column list, comma-separated, for SELECTs.
+func (s Spec[R]) Columns() string { return strings.Join(s.Cols, ", ") }
+
+// Query selects rows of s's view (the active generation) with the given
+// tail ("WHERE ... ORDER BY ... LIMIT ...").
+func Query[R any](ctx context.Context, db *DB, s Spec[R], tail string, args ...any) ([]R, error) {
+	rows, err := db.QueryContext(ctx, `SELECT `+s.Columns()+` FROM `+s.Name+` `+tail, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", s.Name, err)
+	}
+	defer rows.Close()
+	var out []R
+	for rows.Next() {
+		var r R
+		if err := rows.Scan(s.Fields(&r)...); err != nil {
+			return nil, fmt.Errorf("query %s: %w", s.Name, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
