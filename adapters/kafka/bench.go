@@ -342,10 +342,12 @@ func benchLag(ctx context.Context, cfg BenchConfig, brokers []string, admin *kgo
 	go func() { defer wg.Done(); runErr <- b.Run(rctx) }()
 	var lags []time.Duration
 	const warmUp = time.Second
-	warm := int(float64(cfg.LagRate) * warmUp.Seconds())
+	// One primer event first: measuring starts once the bridge session
+	// and the consumer's fetches are live, plus a second of warm-up.
+	warm := 1 + int(float64(cfg.LagRate)*warmUp.Seconds())
 	total := warm + int(float64(cfg.LagRate)*cfg.LagDuration.Seconds())
 	seen := 0
-	allSeen := make(chan struct{})
+	allSeen, firstSeen := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer wg.Done()
 		defer close(allSeen)
@@ -353,6 +355,9 @@ func benchLag(ctx context.Context, cfg BenchConfig, brokers []string, admin *kgo
 			fs := cl.PollFetches(rctx)
 			now := time.Now()
 			fs.EachRecord(func(r *kgo.Record) {
+				if seen == 0 {
+					close(firstSeen)
+				}
 				seen++
 				var ns, pos int64
 				for _, h := range r.Headers {
@@ -370,20 +375,33 @@ func benchLag(ctx context.Context, cfg BenchConfig, brokers []string, admin *kgo
 		}
 	}()
 
-	// Append at the rate in ticks of 10 ms.
 	data := benchData(cfg.EventBytes)
+	appendOne := func(i int) error {
+		sid := i % cfg.Streams
+		stream := benchCategories[sid%len(benchCategories)] + "-" + strconv.Itoa(sid)
+		_, err := store.Append(ctx, stream, event.Any, []event.Proposed{{
+			ID: event.DeriveID("lag-"+strconv.Itoa(i), 0), Type: "bench.happened.v1", SchemaVersion: 1, Data: data,
+		}})
+		return err
+	}
+	if err := appendOne(0); err != nil {
+		return err
+	}
+	select {
+	case <-firstSeen:
+	case <-time.After(time.Minute):
+		return errors.New("the consumer did not see the first record in a minute")
+	}
+
+	// Append at the rate in ticks of 10 ms.
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	start := time.Now()
-	for sent := 0; sent < total; {
+	for sent := 1; sent < total; {
 		<-tick.C
-		due := min(total, int(time.Since(start).Seconds()*float64(cfg.LagRate)))
+		due := min(total, 1+int(time.Since(start).Seconds()*float64(cfg.LagRate)))
 		for ; sent < due; sent++ {
-			sid := sent % cfg.Streams
-			stream := benchCategories[sid%len(benchCategories)] + "-" + strconv.Itoa(sid)
-			if _, err := store.Append(ctx, stream, event.Any, []event.Proposed{{
-				ID: event.DeriveID("lag-"+strconv.Itoa(sent), 0), Type: "bench.happened.v1", SchemaVersion: 1, Data: data,
-			}}); err != nil {
+			if err := appendOne(sent); err != nil {
 				return err
 			}
 		}
