@@ -195,5 +195,8 @@ func ErrorOf(err error) *Error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeUnavailable, Message: "the request timed out; retry later", Err: err}
 	}
+	if e := domainError(err); e != nil {
+		return e
+	}
 	return &Error{Code: CodeInternal, Err: err}
 }

@@ -202,6 +202,10 @@ func parseIdempotencyKey(h http.Header) (string, error) {
 	if v == "" {
 		return "", bad("it is empty")
 	}
+	if containsPAN(v) {
+		return "", &Error{Code: CodeMalformed, Message: "the Idempotency-Key header is not valid: it looks like a card number",
+			Fields: []FieldError{panFieldError(HeaderIdempotencyKey)}}
+	}
 	if len(v) > maxIdempotencyKeyLen {
 		return "", bad("it is longer than 255 characters")
 	}

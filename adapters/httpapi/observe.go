@@ -51,7 +51,7 @@ func CorrelationID(ctx context.Context) string { return infoFrom(ctx).correlatio
 // characters of letters, digits and "-_.:". Anything else is replaced, so
 // no log line carries client-controlled garbage.
 func validID(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+	if len(s) == 0 || len(s) > 128 || containsPAN(s) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -154,7 +154,7 @@ func (s *Server) logRequest(r *http.Request, info *reqInfo, sw *statusWriter, ro
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("route", route),
-		slog.String("path", r.URL.Path),
+		slog.String("path", redactPAN(r.URL.Path)),
 		slog.Int("status", sw.status),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.Int64("bytes", sw.bytes),

@@ -39,7 +39,7 @@ func (s *Server) problemFor(r *http.Request, e *Error) Problem {
 		Title:    e.Code.Title(),
 		Status:   e.Code.Status(),
 		Detail:   e.Message,
-		Instance: r.URL.Path,
+		Instance: redactPAN(r.URL.Path),
 		Code:     e.Code,
 		Errors:   e.Fields,
 	}

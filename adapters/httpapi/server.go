@@ -116,6 +116,9 @@ type Config struct {
 	// its handler runs (a development aid: it costs a schema validation per
 	// request). A violation is a 400 or 422 problem.
 	ValidateRequests bool
+	// Backend runs the /v1 endpoints; nil serves only the operational
+	// routes.
+	Backend *Backend
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Rand is the entropy for request IDs and idempotency locks (default
@@ -171,6 +174,11 @@ func (c *Config) Validate() error {
 	case c.IdempotencyLockTimeout > c.IdempotencyTTL:
 		return errors.New("httpapi: Config.IdempotencyLockTimeout is longer than IdempotencyTTL")
 	}
+	if c.Backend != nil {
+		if err := c.Backend.validate(); err != nil {
+			return err
+		}
+	}
 	for i, rc := range c.ReadyChecks {
 		if rc.Name == "" || rc.Check == nil {
 			return fmt.Errorf("httpapi: Config.ReadyChecks[%d] needs a Name and a Check", i)
@@ -188,6 +196,8 @@ type Server struct {
 	spec     *SpecValidator // nil unless cfg.ValidateRequests
 	draining atomic.Bool
 	handler  http.Handler
+	backend  *Backend
+	tenants  tenantCache
 
 	metricsHandler http.Handler
 }
@@ -221,6 +231,11 @@ func New(cfg Config) (*Server, error) {
 	s.handlePublic("GET /readyz", s.handleReadyz)
 	s.handlePublic("GET /metrics", s.handleMetrics)
 	s.handlePublic("GET /openapi.json", s.handleOpenAPI)
+	if cfg.Backend != nil {
+		s.backend = cfg.Backend
+		s.tenants.max = 100_000
+		s.routes()
+	}
 	s.handler = s.observe(http.HandlerFunc(s.dispatch))
 	return s, nil
 }
@@ -296,10 +311,10 @@ func (f *fallbackWriter) WriteHeader(code int) {
 	switch code {
 	case http.StatusNotFound:
 		f.swallow = true
-		f.s.writeProblem(f.ResponseWriter, f.r, &Error{Code: CodeNotFound, Message: "no route for " + f.r.Method + " " + f.r.URL.Path})
+		f.s.writeProblem(f.ResponseWriter, f.r, &Error{Code: CodeNotFound, Message: "no route for " + f.r.Method + " " + redactPAN(f.r.URL.Path)})
 	case http.StatusMethodNotAllowed:
 		f.swallow = true
-		f.s.writeProblem(f.ResponseWriter, f.r, &Error{Code: CodeMethodNotAllowed, Message: f.r.Method + " is not allowed on " + f.r.URL.Path + "; allowed: " + f.Header().Get("Allow")})
+		f.s.writeProblem(f.ResponseWriter, f.r, &Error{Code: CodeMethodNotAllowed, Message: f.r.Method + " is not allowed on " + redactPAN(f.r.URL.Path) + "; allowed: " + f.Header().Get("Allow")})
 	default:
 		f.ResponseWriter.WriteHeader(code)
 	}
@@ -362,6 +377,10 @@ func (s *Server) serveIdempotent(w http.ResponseWriter, r *http.Request, h Handl
 	body, err := readBody(r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.writeProblem(w, r, err)
+		return
+	}
+	if fields := scanBodyForPANs(body); fields != nil {
+		s.writeProblem(w, r, &Error{Code: CodeInvalid, Message: fieldsMessage(fields, "card data is not accepted"), Fields: fields})
 		return
 	}
 	if s.spec != nil {
