@@ -197,7 +197,7 @@ func TestValidatorAndStaleTail(t *testing.T) {
 	write("r1", h1(4), "d") // 6: stale
 
 	v := regions.NewValidator(cp, topo)
-	if vd, err := v.Check(ctx, "r1", 4, h1(3)); err != nil || !vd.OK {
+	if vd, err := v.Check(ctx, "r1", 4, h1(3), time.Now()); err != nil || !vd.OK {
 		t.Fatalf("while epoch 1 is open, position 4 is valid: %+v %v", vd, err)
 	}
 	// A handover at cut 3 (a forced one is refused while the lease is held).
@@ -210,15 +210,12 @@ func TestValidatorAndStaleTail(t *testing.T) {
 	if _, err := cp.Transfer(ctx, "h1", 1, "r2", false, "planned"); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.Refresh(ctx, true); err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		origin string
 		pos    uint64
 		ok     bool
 	}{{"r1", 1, true}, {"r1", 3, true}, {"r1", 4, false}, {"r2", 1, false}, {"r3", 1, false}} {
-		vd, err := v.Check(ctx, c.origin, c.pos, h1(9))
+		vd, err := v.Check(ctx, c.origin, c.pos, h1(9), time.Now())
 		if err != nil || vd.OK != c.ok {
 			t.Fatalf("%s@%d: %+v %v, want ok=%v", c.origin, c.pos, vd, err, c.ok)
 		}

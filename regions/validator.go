@@ -16,17 +16,16 @@ type EpochSource interface {
 
 // Validator decides whether an event was written by the owner of its
 // stream's home: whether its origin position lies in one of its writer's
-// epochs of that home. It caches the epochs: an ended epoch never changes,
-// so a position inside one is decided from the cache; an open epoch may
-// have ended since, so it is trusted from a cache at most MaxAge old. An
-// event that does not fit the cache makes it reread (at most once per
-// MinRefresh). It is safe for concurrent use.
+// epochs of that home. It caches the epochs. An ended epoch never changes,
+// so a position inside one is decided from the cache. An open epoch may
+// have ended since, so a position inside it is accepted only from a cache
+// read after the event was received (Check's seen): an event published
+// after its writer's cut was recorded is then always refused. An event
+// that fits no epoch makes the cache reread once before it is refused. It
+// is safe for concurrent use.
 type Validator struct {
 	src  EpochSource
 	topo Topology
-
-	// MinRefresh (default 100 ms) and MaxAge (default 1 s): see above.
-	MinRefresh, MaxAge time.Duration
 
 	mu     sync.Mutex
 	byHome map[string][]Epoch
@@ -35,7 +34,7 @@ type Validator struct {
 
 // NewValidator returns a validator over src.
 func NewValidator(src EpochSource, topo Topology) *Validator {
-	return &Validator{src: src, topo: topo, MinRefresh: 100 * time.Millisecond, MaxAge: time.Second}
+	return &Validator{src: src, topo: topo}
 }
 
 // Verdict is what Check decided.
@@ -47,23 +46,24 @@ type Verdict struct {
 }
 
 // Check decides whether origin wrote stream's event at position pos of its
-// $all as the owner of the stream's home. Errors are control-plane errors
-// (the caller retries later, never accepts blindly).
-func (v *Validator) Check(ctx context.Context, origin string, pos uint64, stream string) (Verdict, error) {
+// $all as the owner of the stream's home; seen is when the event was
+// received (the cache must be at least that fresh to trust an open epoch).
+// Errors are control-plane errors (the caller retries later, never accepts
+// blindly).
+func (v *Validator) Check(ctx context.Context, origin string, pos uint64, stream string, seen time.Time) (Verdict, error) {
 	home := v.topo.HomeOf(stream)
-	if vd, ok := v.check(origin, pos, home); ok {
+	if vd, ok := v.check(origin, pos, home, seen); ok {
 		return vd, nil
 	}
-	if err := v.Refresh(ctx, false); err != nil {
+	if err := v.Refresh(ctx); err != nil {
 		return Verdict{}, err
 	}
-	vd, _ := v.check(origin, pos, home)
+	vd, _ := v.check(origin, pos, home, time.Time{})
 	return vd, nil
 }
 
-// check reports the verdict and whether the cache was enough to reach it
-// (an accepting verdict always is; a refusal needs fresh epochs).
-func (v *Validator) check(origin string, pos uint64, home string) (Verdict, bool) {
+// check reports the verdict and whether the cache was enough to reach it.
+func (v *Validator) check(origin string, pos uint64, home string, seen time.Time) (Verdict, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var last *Epoch
@@ -73,7 +73,7 @@ func (v *Validator) check(origin string, pos uint64, home string) (Verdict, bool
 			continue
 		}
 		if e.Contains(pos) {
-			return Verdict{OK: true, Home: home, Epoch: e.Epoch}, e.EndPos != nil || time.Since(v.readAt) <= v.MaxAge
+			return Verdict{OK: true, Home: home, Epoch: e.Epoch}, e.EndPos != nil || !v.readAt.Before(seen)
 		}
 		last = e
 	}
@@ -81,7 +81,7 @@ func (v *Validator) check(origin string, pos uint64, home string) (Verdict, bool
 	if last != nil {
 		reason = fmt.Sprintf("position %d of %s is outside its epochs of home %s (last: epoch %d, %s)", pos, origin, home, last.Epoch, interval(*last))
 	}
-	return Verdict{Home: home, Reason: reason}, false
+	return Verdict{Home: home, Reason: reason}, !v.readAt.Before(seen) && !seen.IsZero()
 }
 
 func interval(e Epoch) string {
@@ -97,14 +97,9 @@ func interval(e Epoch) string {
 	return s
 }
 
-// Refresh rereads the epochs (at most once per MinRefresh unless force).
-func (v *Validator) Refresh(ctx context.Context, force bool) error {
-	v.mu.Lock()
-	fresh := !force && time.Since(v.readAt) < v.MinRefresh
-	v.mu.Unlock()
-	if fresh {
-		return nil
-	}
+// Refresh rereads the epochs.
+func (v *Validator) Refresh(ctx context.Context) error {
+	read := time.Now()
 	eps, err := v.src.Epochs(ctx)
 	if err != nil {
 		return err
@@ -114,7 +109,9 @@ func (v *Validator) Refresh(ctx context.Context, force bool) error {
 		by[e.Home] = append(by[e.Home], e)
 	}
 	v.mu.Lock()
-	v.byHome, v.readAt = by, time.Now()
+	if read.After(v.readAt) {
+		v.byHome, v.readAt = by, read
+	}
 	v.mu.Unlock()
 	return nil
 }
@@ -157,7 +154,7 @@ var ErrCutPending = fmt.Errorf("a failover of this region is in progress: its cu
 // epochs) for events the region wrote outside its epochs. Replicas (other
 // regions' events) are never stale here: they were validated on the way in.
 func FindStaleTail(ctx context.Context, v *Validator, region string, log LogReader) (StaleTail, error) {
-	if err := v.Refresh(ctx, true); err != nil {
+	if err := v.Refresh(ctx); err != nil {
 		return StaleTail{}, err
 	}
 	t := StaleTail{Region: region}
@@ -205,7 +202,7 @@ func FindStaleTail(ctx context.Context, v *Validator, region string, log LogRead
 				continue
 			}
 			home := v.topo.HomeOf(e.StreamID)
-			if vd, _ := v.check(region, e.Position, home); !vd.OK {
+			if vd, _ := v.check(region, e.Position, home, time.Time{}); !vd.OK {
 				if t.FirstStale == 0 {
 					t.FirstStale = e.Position
 				}
