@@ -32,6 +32,11 @@ var (
 	// ErrCheckpointMismatch: the event at the checkpoint's position is not
 	// the one that was published there (another store's history).
 	ErrCheckpointMismatch = errors.New("kafka checkpoint does not match the event store")
+	// ErrEventTooLarge: an event's record exceeds the producer's or the
+	// broker's maximum message size. Retrying cannot help and skipping it
+	// would lose it, so the bridge stops; raise max.message.bytes on the
+	// topic (and kgo.ProducerBatchMaxBytes in ClientOpts) and restart.
+	ErrEventTooLarge = errors.New("event too large for a Kafka record")
 )
 
 // Bridge publishes the event store's $all to Kafka, exactly once.
@@ -168,7 +173,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 func fatal(err error) bool {
-	return errors.Is(err, ErrFenced) || errors.Is(err, ErrCheckpointAhead) || errors.Is(err, ErrCheckpointMismatch) ||
+	return errors.Is(err, ErrFenced) || errors.Is(err, ErrCheckpointAhead) || errors.Is(err, ErrCheckpointMismatch) || errors.Is(err, ErrEventTooLarge) ||
 		errors.Is(err, event.ErrCorrupt) || errors.Is(err, event.ErrClosed)
 }
 
@@ -223,9 +228,18 @@ type openTxn struct {
 	first, last *event.Envelope
 }
 
-func (s *session) promise(_ *kgo.Record, err error) {
+func (s *session) promise(r *kgo.Record, err error) {
 	if err == nil {
 		return
+	}
+	if errors.Is(err, kerr.MessageTooLarge) {
+		pos := "?"
+		for _, h := range r.Headers {
+			if h.Key == HeaderPosition {
+				pos = string(h.Value)
+			}
+		}
+		err = fmt.Errorf("%w: position %s, stream %s, %d bytes of data: %w", ErrEventTooLarge, pos, r.Key, len(r.Value), err)
 	}
 	s.errMu.Lock()
 	if s.prodEr == nil {

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,32 @@ func TestAtLeastOnceMode(t *testing.T) {
 	r := verify(t, cfg)
 	if !r.OK() || r.Records != 5000 || r.Published != 5000 {
 		t.Errorf("at-least-once:\n%s", r)
+	}
+}
+
+// TestEventTooLarge: an event too large for a record stops the bridge with
+// ErrEventTooLarge, naming it, instead of retrying forever.
+func TestEventTooLarge(t *testing.T) {
+	kf, brokers := startKfake(t)
+	store := newMemStore(t)
+	cfg := testConfig(t, target{name: "kfake", brokers: brokers, kf: kf}, store)
+	appendEvents(t, store, 10, 100, 100, 1)
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	waitPublished(t, b, 100, time.Minute)
+	appendEvents(t, store, 10, 1, 2<<20, 2)
+	err = <-done
+	t.Logf("run: %v", err)
+	if !errors.Is(err, ErrEventTooLarge) || !strings.Contains(err.Error(), "position 101") {
+		t.Errorf("Run = %v, want ErrEventTooLarge at position 101", err)
+	}
+	if r := verify(t, cfg); r.Published != 100 || !r.OK() {
+		t.Errorf("the events before it should be published exactly once:\n%s", r)
 	}
 }
