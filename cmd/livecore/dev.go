@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
@@ -65,6 +64,7 @@ Point parts at real infrastructure with --kafka-brokers and
 	f.StringVar(&c.stack.TemporalAddress, "temporal-address", envOr("LIVECORE_TEMPORAL_ADDRESS", ""), "Temporal frontend host:port; empty runs the embedded server (env LIVECORE_TEMPORAL_ADDRESS)")
 	f.IntVar(&c.stack.TemporalPort, "temporal-port", 7233, "frontend port of the embedded Temporal server")
 	f.BoolVar(&c.reset, "reset", false, "delete --data-dir before starting")
+	f.StringVar(&c.stack.DemoTenant, "demo-tenant", "demo", "tenant created on first start with checkout, finance and ops keys and demo stock")
 	return cmd
 }
 
@@ -83,26 +83,16 @@ func runDev(ctx context.Context, c devConfig) error {
 	}
 	defer s.Close()
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ready"}`)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.Metrics, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", c.httpAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.httpAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	go func() { errc <- s.Run(runCtx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.ServeHTTP(ctx, ln) }()
 
 	abs, _ := filepath.Abs(c.stack.DataDir)
 	fmt.Printf("livecore dev is up in %v\n", time.Since(start).Round(time.Millisecond))
@@ -116,19 +106,25 @@ func runDev(ctx context.Context, c devConfig) error {
 	}
 	fmt.Printf("  data:      %s\n", abs)
 
+	if s.DemoKeys != nil {
+		fmt.Printf("\n  demo tenant %q, API keys (also in %s):\n", c.stack.DemoTenant, s.DemoKeysFile)
+		for _, role := range []string{"checkout", "finance", "ops"} {
+			fmt.Printf("    %-8s  %s\n", role, s.DemoKeys[role])
+		}
+		fmt.Printf("  try:  source %s && curl -s -H \"Authorization: Bearer $LIVECORE_CHECKOUT_KEY\" http://%s/v1/inventory/TSHIRT-RED-M\n", s.DemoKeysFile, ln.Addr())
+	}
+
+	var err2 error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
+		err2 = <-httpDone // graceful: in-flight requests finish
+	case err2 = <-httpDone:
+	case err2 = <-errc:
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
 	stopRun()
+	if err2 != nil && !errors.Is(err2, http.ErrServerClosed) {
+		return err2
+	}
 	return nil
 }

@@ -5,6 +5,7 @@ package stack
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/livecore/livecore/adapters/eventstore/pebble"
+	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/adapters/kafka"
 	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
 	tembedded "github.com/livecore/livecore/adapters/temporal/embedded"
@@ -42,7 +44,15 @@ type Config struct {
 	TemporalAddress string
 	TemporalPort    int
 	NoTemporal      bool
-	Logger          *slog.Logger
+	// DemoTenant is created on first start with a checkout, a finance and
+	// an ops key (see DemoKeys) and stock of the demo SKUs (default
+	// "demo"; NoDemo skips it).
+	DemoTenant string
+	NoDemo     bool
+	// HTTP tunes the API server (Backend, Auth and Idempotency are set by
+	// Build; Registerer/Gatherer default to the stack's Metrics).
+	HTTP   httpapi.Config
+	Logger *slog.Logger
 }
 
 // Stack is the whole product in one process. Build opens every part; Run
@@ -59,6 +69,16 @@ type Stack struct {
 	Broker   *kembedded.Broker
 	Bridge   *kafka.Bridge
 	Temporal *tembedded.Server
+	// API is the HTTP API; APIDB its SQLite database (api.db: API keys,
+	// idempotency records, payment tokens, drop terms); Keys issues keys.
+	API      *httpapi.Server
+	APIDB    *sql.DB
+	Keys     *httpapi.Keys
+	Commerce *httpapi.SQLCommerceStore
+	// DemoKeys are the demo tenant's keys by role ("checkout", "finance",
+	// "ops"), also in DemoKeysFile.
+	DemoKeys     map[string]string
+	DemoKeysFile string
 
 	closers []func() error
 	loops   []namedLoop
@@ -126,6 +146,10 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 			return nil, fmt.Errorf("kafka bridge: %w", err)
 		}
 		s.loops = append(s.loops, namedLoop{"kafka-bridge", s.Bridge.Run})
+	}
+
+	if err := s.buildAPI(ctx); err != nil {
+		return nil, err
 	}
 
 	if !cfg.NoTemporal && cfg.TemporalAddress == "" {
