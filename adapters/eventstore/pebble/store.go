@@ -2,14 +2,17 @@
 // CockroachDB's Pebble (github.com/cockroachdb/pebble/v2).
 //
 // Durability: an append is acknowledged only after the batch holding it is
-// fsynced (Pebble WAL, Sync). Appends share fsyncs through group commit: one
-// committer goroutine takes every append queued while the previous fsync
-// ran, checks idempotency and expected versions in queue order against the
-// stream heads it keeps in memory, assigns versions and positions, seals the
-// hash chains (event.Seal), writes the whole group as one Pebble batch with
-// Sync, and only then makes the group visible to readers and acknowledges
-// it. With one writer that is one fsync per append; with many, one fsync
-// per group.
+// fsynced (Pebble WAL, Sync). Appends share fsyncs through group commit.
+// Appends join one queue; one committer at a time (holding commitMu) takes
+// every append queued while the previous fsync ran, checks idempotency and
+// expected versions in queue order against the stream heads it keeps in
+// memory, assigns versions and positions, seals the hash chains
+// (event.Seal), writes the whole group as one Pebble batch with Sync, and
+// only then makes the group visible to readers and acknowledges it. The
+// committer is the appender itself when nobody else is committing (a lone
+// writer pays no goroutine hand-off), otherwise the committer goroutine,
+// which appenders wake. With one writer that is one fsync per append; with
+// many, one fsync per group (see gather for how groups are kept whole).
 //
 // Fail-stop: the first failed write or fsync puts the store into a
 // permanent read-only state. Every later Append returns event.ErrReadOnly;
@@ -108,8 +111,8 @@ type Stats struct {
 }
 
 // Store is a durable event store. It is safe for concurrent use. Appends
-// are serialised through one committer goroutine; reads run concurrently
-// and see only acknowledged (durable) appends.
+// are serialised through the group committer; reads run concurrently and
+// see only acknowledged (durable) appends.
 type Store struct {
 	cfg   Config
 	db    *pebble.DB
@@ -139,7 +142,9 @@ type Store struct {
 
 	appends, events, commits atomic.Uint64
 
-	// Owned by the committer goroutine.
+	// Held by whoever commits: the committer goroutine, or an appender
+	// that found it idle (lead). It guards the fields below.
+	commitMu   sync.Mutex
 	globalHash event.Hash
 	heads      map[string]streamHead
 	group      []*appendReq
@@ -161,6 +166,7 @@ type appendReq struct {
 	bytes    int
 	done     chan appendResp
 	replica  *replicaBatch // non-nil: an AppendReplicated (replica.go)
+	replied  atomic.Bool
 }
 
 type appendResp struct {
@@ -168,7 +174,10 @@ type appendResp struct {
 	err error
 }
 
-func (r *appendReq) reply(res event.AppendResult, err error) { r.done <- appendResp{res, err} }
+func (r *appendReq) reply(res event.AppendResult, err error) {
+	r.replied.Store(true)
+	r.done <- appendResp{res, err}
+}
 
 // fatalError is what the Pebble logger's Fatalf panics with: Pebble calls
 // Fatalf when a WAL write or sync fails and would otherwise exit the
@@ -361,9 +370,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	}
 	s.queue = append(s.queue, r)
 	s.qmu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if s.commitMu.TryLock() {
+		s.lead(r)
+	} else {
+		s.signal()
 	}
 	select {
 	case resp := <-r.done:
@@ -373,20 +383,50 @@ func (s *Store) Append(ctx context.Context, stream string, expected event.Expect
 	}
 }
 
-// commitLoop is the committer goroutine.
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lead runs group commits on the appender's own goroutine, holding
+// commitMu, until r is decided; then it hands whatever is still queued to
+// the committer goroutine. A lone writer thus commits without waking
+// anyone: its only hand-offs are Pebble's own (to the WAL syncer and back).
+func (s *Store) lead(r *appendReq) {
+	for !r.replied.Load() {
+		if s.closed.Load() { // Close ran while we waited for commitMu
+			s.rejectQueued()
+			break
+		}
+		s.gather()
+		if !s.takeGroup() {
+			break
+		}
+		s.commit()
+	}
+	s.commitMu.Unlock()
+	if s.queued() > 0 {
+		s.signal()
+	}
+}
+
+// commitLoop is the committer goroutine: woken by appenders that found
+// another goroutine committing, it commits everything queued.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	for {
 		select {
 		case <-s.wake:
 		case <-s.quit:
-			s.rejectQueued()
 			return
 		}
+		s.commitMu.Lock()
 		for {
 			select {
 			case <-s.quit:
-				s.rejectQueued()
+				s.commitMu.Unlock()
 				return
 			default:
 			}
@@ -396,6 +436,7 @@ func (s *Store) commitLoop() {
 			}
 			s.commit()
 		}
+		s.commitMu.Unlock()
 	}
 }
 
@@ -739,11 +780,14 @@ func (s *Store) Close() error {
 		s.qmu.Unlock()
 		close(s.quit)
 		<-s.stopped
+		s.commitMu.Lock() // wait for a leading appender's group
+		s.rejectQueued()
 
 		s.closeMu.Lock()
 		s.closed.Store(true)
 		s.closeErr = s.closeDB()
 		s.closeMu.Unlock()
+		s.commitMu.Unlock()
 
 		s.headMu.Lock()
 		close(s.moved)
