@@ -2,6 +2,7 @@ package regions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -148,7 +149,7 @@ type StaleTail struct {
 // ErrCutPending: one of the region's epochs was taken away but its cut is
 // not recorded yet (a forced failover is in progress): the region must not
 // start publishing until it is.
-var ErrCutPending = fmt.Errorf("a failover of this region is in progress: its cut is not recorded yet")
+var ErrCutPending = errors.New("a failover of this region is in progress: its cut is not recorded yet")
 
 // FindStaleTail scans region's log (after the lowest cut of its ended
 // epochs) for events the region wrote outside its epochs. Replicas (other
