@@ -12,6 +12,10 @@ import (
 
 const day = 24 * time.Hour
 
+// maxFailuresPerRun bounds the declined attempts of one run: a plan that
+// goes unpaid for months still keeps a short history.
+const maxFailuresPerRun = 20
+
 // Schedule collects a plan's installments as they fall due, until the plan
 // is paid off, refunded or charged off:
 //
@@ -23,8 +27,9 @@ const day = 24 * time.Hour
 //     (ChargeOffAfter after default).
 //  3. Sleep until then on a durable timer; a payoff, refund or plan-changed
 //     signal wakes it early and is handled first.
-//  4. Do it, and after InstallmentsPerRun collected installments continue
-//     as new with the little state that is not in the plan (Carry).
+//  4. Do it, and after InstallmentsPerRun collected installments (or 20
+//     declined attempts, or when the server suggests it) continue as new
+//     with the little state that is not in the plan (Carry).
 func Schedule(ctx workflow.Context, in Input) (Status, error) {
 	in.Options.setDefaults()
 	s := &schedule{in: in, carry: in.Carry}
@@ -57,7 +62,8 @@ func Schedule(ctx workflow.Context, in Input) (Status, error) {
 		if err != nil || done {
 			return s.status, err
 		}
-		if s.status.Collected >= in.Options.InstallmentsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if s.status.Collected >= in.Options.InstallmentsPerRun || s.status.Failed >= maxFailuresPerRun ||
+			workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			s.drainSignals(ctx)
 			in.Carry = s.carry
 			return s.status, workflow.NewContinueAsNewError(ctx, Schedule, in)

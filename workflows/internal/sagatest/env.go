@@ -24,6 +24,15 @@ var Start = time.Date(2090, 3, 2, 9, 0, 0, 0, time.UTC)
 // installment schedule) do not keep a test waiting.
 func NewEnv(t testing.TB) (*testsuite.TestWorkflowEnvironment, *World) {
 	t.Helper()
+	w := NewWorld(t, Options{})
+	return Continue(t, w, Start), w
+}
+
+// Continue returns a new testsuite environment for world w with its clock
+// at start, and moves w's clock to it: how a test follows a workflow that
+// continued as new.
+func Continue(t testing.TB, w *World, start time.Time) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	if os.Getenv("SAGATEST_LOG") != "" {
 		s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
@@ -31,11 +40,11 @@ func NewEnv(t testing.TB) (*testsuite.TestWorkflowEnvironment, *World) {
 		s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	}
 	env := s.NewTestWorkflowEnvironment()
-	env.SetStartTime(Start)
+	env.SetStartTime(start)
 	env.SetDetachedChildWait(false)
-	w := NewWorld(t, Options{Now: env.Now})
+	w.Now = env.Now
 	if err := workflows.Register(env, w.Deps()); err != nil {
 		t.Fatal(err)
 	}
-	return env, w
+	return env
 }

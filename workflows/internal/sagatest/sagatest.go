@@ -78,7 +78,8 @@ type World struct {
 	App      *app.Service
 	PSP      *sandbox.Sandbox
 	Tokens   *Tokens
-	// Now is the clock of the provider and of the helpers below.
+	// Now is the clock of the provider and of the helpers below; Continue
+	// moves it to a new testsuite environment.
 	Now func() time.Time
 }
 
@@ -102,15 +103,16 @@ func NewWorld(t testing.TB, o Options) *World {
 	if o.Store == nil {
 		o.Store = memory.New(memory.Config{})
 	}
-	if o.PSP == nil {
-		o.PSP = sandbox.New(sandbox.Config{Now: o.Now})
-	}
 	reg := NewRegistry()
 	svc, err := app.New(app.Config{Store: o.Store, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &World{Store: o.Store, Registry: reg, App: svc, PSP: o.PSP, Tokens: &Tokens{}, Now: o.Now}
+	w := &World{Store: o.Store, Registry: reg, App: svc, PSP: o.PSP, Tokens: &Tokens{}, Now: o.Now}
+	if w.PSP == nil {
+		w.PSP = sandbox.New(sandbox.Config{Now: func() time.Time { return w.Now() }})
+	}
+	return w
 }
 
 // Deps are the workflow dependencies of the world.
