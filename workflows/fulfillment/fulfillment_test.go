@@ -132,7 +132,9 @@ func TestAuthorizationExpiryVoidsTheRemainderAndAlerts(t *testing.T) {
 
 func TestCancelBeforeDispatchVoidsEverything(t *testing.T) {
 	env, w, in := confirmed(t, order.MethodCard, order.PlanKind{}, "10.00")
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(fulfillment.SignalCancel, fulfillment.CancelRequest{Reason: "customer changed mind"}) }, time.Hour)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(fulfillment.SignalCancel, fulfillment.CancelRequest{Reason: "customer changed mind"})
+	}, time.Hour)
 	st := run(t, env, in)
 	if !st.Released.Equal(sagatest.USD("25.00")) {
 		t.Fatalf("status %+v", st)
@@ -148,7 +150,9 @@ func TestCancelBeforeDispatchVoidsEverything(t *testing.T) {
 func TestBNPLCapturesInTheBooksAndTakesUnshippedOffThePlan(t *testing.T) {
 	env, w, in := confirmed(t, order.MethodBNPL, order.PlanPayIn4, "50.00") // 105.00: s1 = 100.00, s2 = 5.00
 	carrier(env, time.Hour, upd("s1", fulfillment.Dispatched), upd("s1", fulfillment.Delivered))
-	env.RegisterDelayedCallback(func() { env.SignalWorkflow(fulfillment.SignalCancel, fulfillment.CancelRequest{Reason: "B discontinued"}) }, 2*time.Hour)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(fulfillment.SignalCancel, fulfillment.CancelRequest{Reason: "B discontinued"})
+	}, 2*time.Hour)
 	st := run(t, env, in)
 	if !st.Captured.Equal(sagatest.USD("100.00")) || !st.Released.Equal(sagatest.USD("5.00")) {
 		t.Fatalf("status %+v", st)
