@@ -114,10 +114,9 @@ type Stats struct {
 // are serialised through the group committer; reads run concurrently and
 // see only acknowledged (durable) appends.
 type Store struct {
-	cfg   Config
-	db    *pebble.DB
-	cache interface{ Unref() }
-	log   *slog.Logger
+	cfg Config
+	db  *pebble.DB
+	log *slog.Logger
 
 	// Queue of appends waiting for the committer.
 	qmu     sync.Mutex

@@ -234,14 +234,6 @@ func versions(es []event.Envelope) []uint64 {
 	return out
 }
 
-func positions(es []event.Envelope) []uint64 {
-	out := make([]uint64, len(es))
-	for i, e := range es {
-		out[i] = e.Position
-	}
-	return out
-}
-
 func testReadAllFromPositions(t *testing.T, s event.Store) {
 	ctx := ctxFor(t)
 	if got := readAll(t, s); len(got) != 0 {
