@@ -174,8 +174,8 @@ func (c *tenantCache) put(stream, tenant string) {
 
 // notFound is the one answer for a resource that does not exist or belongs
 // to another tenant: the two are indistinguishable on purpose.
-func notFound(what, id string) error {
-	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("no %s %q", what, id)}
+func notFound(what, _ string) error {
+	return &Error{Code: CodeNotFound, Message: "no such " + what}
 }
 
 // ownStream checks that stream exists and belongs to the request's tenant;

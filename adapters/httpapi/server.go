@@ -469,11 +469,17 @@ func writeStored(w http.ResponseWriter, resp StoredResponse, replayed bool) {
 
 // token returns 16 random bytes in hex.
 func (s *Server) token() (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
-		return "", fmt.Errorf("random token: %w", err)
+	for {
+		var b [16]byte
+		if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
+			return "", fmt.Errorf("random token: %w", err)
+		}
+		// Request IDs end up in logs and event metadata: never one that
+		// looks like a card number (hex has decimal runs by chance).
+		if t := hex.EncodeToString(b[:]); !containsPAN(t) {
+			return t, nil
+		}
 	}
-	return hex.EncodeToString(b[:]), nil
 }
 
 // decode reads the request body into dst with DecodeJSON's rules. On POST

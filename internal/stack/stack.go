@@ -205,3 +205,7 @@ func freePort() (int, error) {
 
 // readModels lists the projections the product runs.
 func readModels() []projections.Projection { return nil }
+
+// SagasWired reports whether the stack runs the saga worker and
+// dispatcher (workflows/), without which orders stop at checkout_started.
+func (s *Stack) SagasWired() bool { return false }
