@@ -520,7 +520,9 @@ func testTenantIsolation(t *testing.T, p *product, checkout, ops, finance string
 	// Write endpoints whose path names no object of A's: they act in the
 	// intruder's own namespace and must show none of A's data.
 	r := p.do(t, call{method: "POST", path: "/v1/inventory/" + secretSKU, key: keys["ops"], idem: nextKey("intr"), body: map[string]any{"quantity": 1, "reference": "x"}, strict: true})
-	var st struct{ OnHand int64 `json:"on_hand"` }
+	var st struct {
+		OnHand int64 `json:"on_hand"`
+	}
 	r.json(t, &st)
 	if r.status != 200 || st.OnHand != 1 {
 		leaks++
@@ -536,7 +538,9 @@ func testTenantIsolation(t *testing.T, p *product, checkout, ops, finance string
 	tried += 2
 	appended := countEvents(t, p, func(e event.Envelope) bool { return true }) - before
 	// Only the intruder's own stock receipt may have been appended.
-	foreign := countEvents(t, p, func(e event.Envelope) bool { return e.Metadata.Tenant == "intruder" && e.StreamID != "inventory-"+secretSKU+"@intruder:main" })
+	foreign := countEvents(t, p, func(e event.Envelope) bool {
+		return e.Metadata.Tenant == "intruder" && e.StreamID != "inventory-"+secretSKU+"@intruder:main"
+	})
 	t.Logf("tenant isolation: %d requests with another tenant's keys (3 roles x %d endpoints + 2 own-namespace writes): %d leaks; %d events appended (all in the intruder's own stock stream: %v)", tried, len(probes), leaks, appended, foreign == 0)
 	if foreign != 0 {
 		t.Errorf("%d intruder events outside its own stock stream", foreign)
