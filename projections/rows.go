@@ -43,11 +43,19 @@ func (s Spec[R]) Table() Table {
 // bound parameters (32,766 and 65,535).
 const maxParams = 30000
 
-func placeholders(b *strings.Builder, from, n int) {
+// placeholders writes a parenthesised list of n parameters numbered from
+// from: $n on PostgreSQL; on SQLite anonymous ? (the same positions),
+// because SQLite resolves each $n by a linear search of the statement's
+// parameter names, which makes a multi-row statement quadratic.
+func placeholders(b *strings.Builder, d Dialect, from, n int) {
 	b.WriteByte('(')
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
+		}
+		if d == SQLite {
+			b.WriteByte('?')
+			continue
 		}
 		b.WriteByte('$')
 		b.WriteString(strconv.Itoa(from + i))
@@ -62,7 +70,7 @@ func Load[R any](ctx context.Context, tx Tx, s Spec[R], col string, vals []strin
 		n := min(len(vals), 900)
 		var b strings.Builder
 		fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s IN ", strings.Join(s.Cols, ", "), tx.Table(s.Name), col)
-		placeholders(&b, 1, n)
+		placeholders(&b, tx.Dialect, 1, n)
 		args := make([]any, n)
 		for i, v := range vals[:n] {
 			args[i] = v
@@ -109,7 +117,7 @@ func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			placeholders(&b, len(args)+1, len(s.Cols))
+			placeholders(&b, tx.Dialect, len(args)+1, len(s.Cols))
 			for _, p := range s.Fields(r) {
 				switch p := p.(type) {
 				case *int64:

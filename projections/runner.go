@@ -302,7 +302,7 @@ func (r *Runner) follow(ctx context.Context, p Projection, gen int, live bool) e
 	if live {
 		r.publish(ctx, p.Name(), from)
 	}
-	return r.cfg.Source.SubscribeAll(ctx, from+1, func(ctx context.Context, batch []event.Envelope) error {
+	return r.subscribe(ctx, from+1, func(ctx context.Context, batch []event.Envelope) error {
 		for len(batch) > 0 {
 			n := min(len(batch), r.cfg.BatchSize)
 			if err := r.applyBatch(ctx, p, gen, batch[:n]); err != nil {
@@ -315,6 +315,21 @@ func (r *Runner) follow(ctx context.Context, p Projection, gen int, live bool) e
 		}
 		return nil
 	})
+}
+
+// subscribe delivers $all from a position. A source that can also read
+// $all and wait for its head is read in batches of BatchSize (so catch-up
+// commits BatchSize events per transaction whatever the source's own
+// subscription batches are); others through their SubscribeAll.
+func (r *Runner) subscribe(ctx context.Context, from uint64, handle func(context.Context, []event.Envelope) error) error {
+	type readWaiter interface {
+		event.AllReader
+		event.HeadWaiter
+	}
+	if rw, ok := r.cfg.Source.(readWaiter); ok {
+		return event.SubscribeAll(ctx, rw, rw, from, r.cfg.BatchSize, handle)
+	}
+	return r.cfg.Source.SubscribeAll(ctx, from, handle)
 }
 
 // applyBatch applies a batch and moves the checkpoint in one transaction.
@@ -371,7 +386,7 @@ func (r *Runner) rebuild(ctx context.Context, p Projection, gen int) error {
 		return err
 	}
 	caughtUp := errors.New("caught up")
-	err = r.cfg.Source.SubscribeAll(ctx, 1, func(ctx context.Context, batch []event.Envelope) error {
+	err = r.subscribe(ctx, 1, func(ctx context.Context, batch []event.Envelope) error {
 		for len(batch) > 0 {
 			n := min(len(batch), r.cfg.BatchSize)
 			if err := r.applyBatch(ctx, p, gen, batch[:n]); err != nil {

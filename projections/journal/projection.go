@@ -140,10 +140,17 @@ func (p Projection) Apply(ctx context.Context, tx projections.Tx, batch []event.
 	if err := projections.Load(ctx, tx, ordersSpec, "order_id", projections.Keys(orders), func(r *orderRow) { b.Orders[r.OrderID] = r.state() }); err != nil {
 		return err
 	}
-	if err := projections.Load(ctx, tx, paymentsSpec, "payment_id", projections.Keys(payments), func(r *PaymentState) { b.Payments[r.PaymentID] = r }); err != nil {
+	loadedPayments, loadedPlans := map[string]bool{}, map[string]bool{}
+	if err := projections.Load(ctx, tx, paymentsSpec, "payment_id", projections.Keys(payments), func(r *PaymentState) {
+		b.Payments[r.PaymentID] = r
+		loadedPayments[r.PaymentID] = true
+	}); err != nil {
 		return err
 	}
-	if err := projections.Load(ctx, tx, plansSpec, "plan_id", projections.Keys(plans), func(r *PlanState) { b.Plans[r.PlanID] = r }); err != nil {
+	if err := projections.Load(ctx, tx, plansSpec, "plan_id", projections.Keys(plans), func(r *PlanState) {
+		b.Plans[r.PlanID] = r
+		loadedPlans[r.PlanID] = true
+	}); err != nil {
 		return err
 	}
 	var rows []*PostingRow
@@ -168,13 +175,18 @@ func (p Projection) Apply(ctx context.Context, tx projections.Tx, batch []event.
 	for _, s := range b.Orders {
 		ors = append(ors, rowOf(s))
 	}
+	// Payment and plan states never change once created: write new ones.
 	var pays []*PaymentState
-	for _, s := range b.Payments {
-		pays = append(pays, s)
+	for id, s := range b.Payments {
+		if !loadedPayments[id] {
+			pays = append(pays, s)
+		}
 	}
 	var pls []*PlanState
-	for _, s := range b.Plans {
-		pls = append(pls, s)
+	for id, s := range b.Plans {
+		if !loadedPlans[id] {
+			pls = append(pls, s)
+		}
 	}
 	if err := projections.Save(ctx, tx, ordersSpec, ors); err != nil {
 		return err
