@@ -131,6 +131,8 @@ type VerifyOptions struct {
 	BatchSize int
 	// Workers hash in parallel (default GOMAXPROCS).
 	Workers int
+	// Readers read batches in parallel (default 2; 1 on one CPU).
+	Readers int
 	// Progress, if set, is called after every batch (for a progress bar).
 	Progress func(Progress)
 }
@@ -198,6 +200,9 @@ func Verify(ctx context.Context, src Source, opts VerifyOptions) (rep Report, er
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = min(2, runtime.GOMAXPROCS(0))
 	}
 	head, err := src.Head(ctx)
 	if err != nil {
@@ -302,24 +307,45 @@ func (v *verifier) run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan readBatch, 2)
+	// Readers take turns: chunk k (BatchSize positions) is read by reader
+	// k mod Readers and handed over on that reader's channel, so chunks
+	// arrive in position order while several are read at once.
+	size := uint64(v.opts.BatchSize)
+	chunks := (v.rep.To-v.rep.From)/size + 1
+	readers := uint64(max(1, v.opts.Readers))
+	chans := make([]chan readBatch, readers)
+	for i := range chans {
+		chans[i] = make(chan readBatch, 1)
+		go func(i uint64) {
+			defer close(chans[i])
+			for k := i; k < chunks; k += readers {
+				from := v.rep.From + k*size
+				n := min(size, v.rep.To-from+1)
+				evs, err := v.src.ReadAll(ctx, from, int(n))
+				select {
+				case chans[i] <- readBatch{from: from, evs: evs, err: err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil || uint64(len(evs)) < n {
+					return
+				}
+			}
+		}(uint64(i))
+	}
+	batches := make(chan readBatch)
 	go func() {
 		defer close(batches)
-		for from := v.rep.From; from <= v.rep.To; {
-			n := min(uint64(v.opts.BatchSize), v.rep.To-from+1)
-			evs, err := v.src.ReadAll(ctx, from, int(n))
+		for k := uint64(0); k < chunks; k++ {
+			b, ok := <-chans[k%readers]
+			if !ok {
+				return
+			}
 			select {
-			case batches <- readBatch{from: from, evs: evs, err: err}:
+			case batches <- b:
 			case <-ctx.Done():
 				return
 			}
-			if err != nil {
-				return
-			}
-			if uint64(len(evs)) < n {
-				return // the log ended early: reported by the consumer
-			}
-			from += n
 		}
 	}()
 	v.hashers = make([]hasher, v.opts.Workers)
