@@ -34,6 +34,17 @@ type ProviderLedger interface {
 	Records(ctx context.Context, until time.Time) ([]ProviderRecord, error)
 }
 
+// LedgerFunc adapts a function to ProviderLedger, e.g. the payment
+// sandbox's ledger (adapters/psp/sandbox: Entry.AuthRef is ProviderRef,
+// Op authorize/capture/void/refund maps to the ResultStatus of the same
+// name, Amount and At as they are).
+type LedgerFunc func(ctx context.Context, until time.Time) ([]ProviderRecord, error)
+
+// Records calls f.
+func (f LedgerFunc) Records(ctx context.Context, until time.Time) ([]ProviderRecord, error) {
+	return f(ctx, until)
+}
+
 // Measure is what a Difference compares. Closed set.
 type Measure struct{ name string }
 
