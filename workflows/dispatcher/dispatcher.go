@@ -251,7 +251,8 @@ func (d *Dispatcher) run(ctx context.Context, j *job) error {
 		// start won the race): the choice still has to reach it.
 	}
 	if j.choice != nil {
-		return StartOrSignalCheckout(ctx, d.cfg.Client, d.cfg.TaskQueue, checkout.Input{OrderID: orderID, Tenant: j.tenant, Options: d.cfg.Checkout}, *j.choice, &d.stats.signalled, &d.stats.deduplicated)
+		_, err := StartOrSignalCheckout(ctx, d.cfg.Client, d.cfg.TaskQueue, checkout.Input{OrderID: orderID, Tenant: j.tenant, Options: d.cfg.Checkout}, *j.choice, &d.stats.signalled, &d.stats.deduplicated)
+		return err
 	}
 	return nil
 }
@@ -303,7 +304,10 @@ func StartOptions(id, taskQueue string, eager bool) client.StartWorkflowOptions 
 		TaskQueue:                taskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		EnableEagerStart:         eager,
+		// Without it the SDK answers a duplicate start of a running
+		// workflow with that run, as if it had started it.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		EnableEagerStart:                         eager,
 	}
 }
 
@@ -315,29 +319,29 @@ func IsAlreadyStarted(err error) bool {
 }
 
 // StartOrSignalCheckout delivers a payment choice to an order's checkout
-// saga with SignalWithStart, starting the saga if it does not exist. A
-// saga that already finished refuses the start (REJECT_DUPLICATE): the
-// choice came too late to matter and counts as delivered. signalled and
-// deduplicated may be nil.
-func StartOrSignalCheckout(ctx context.Context, c client.Client, taskQueue string, in checkout.Input, choice checkout.Choice, signalled, deduplicated *atomic.Int64) error {
+// saga with SignalWithStart, starting the saga if it does not exist, and
+// returns the run that got it. A saga that already finished refuses the
+// start (REJECT_DUPLICATE): the choice came too late to matter and counts as
+// delivered (run ""). signalled and deduplicated may be nil.
+func StartOrSignalCheckout(ctx context.Context, c client.Client, taskQueue string, in checkout.Input, choice checkout.Choice, signalled, deduplicated *atomic.Int64) (run string, err error) {
 	opts := StartOptions(checkout.WorkflowID(in.OrderID), taskQueue, false)
 	// Signal the running saga; eager start is not offered for
 	// SignalWithStart.
 	opts.WorkflowIDConflictPolicy = enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
-	_, err := c.SignalWithStartWorkflow(ctx, opts.ID, checkout.SignalCheckoutStarted, choice, opts, checkout.Checkout, in)
+	r, err := c.SignalWithStartWorkflow(ctx, opts.ID, checkout.SignalCheckoutStarted, choice, opts, checkout.Checkout, in)
 	switch {
 	case err == nil:
 		if signalled != nil {
 			signalled.Add(1)
 		}
-		return nil
+		return r.GetRunID(), nil
 	case IsAlreadyStarted(err):
 		if deduplicated != nil {
 			deduplicated.Add(1)
 		}
-		return nil
+		return "", nil
 	}
-	return fmt.Errorf("signal-with-start %s: %w", opts.ID, err)
+	return "", fmt.Errorf("signal-with-start %s: %w", opts.ID, err)
 }
 
 // ReadCheckpoint returns the position stored in file (0 if there is none).
