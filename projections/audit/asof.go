@@ -81,7 +81,7 @@ type AsOfOptions struct {
 // the aggregates' own Apply (the code the command side runs), decoding
 // with reg (old event versions are upcast as on any read). Errors:
 // projections.ErrNotFound (no such stream, or another tenant's),
-// ErrUnknownStream, decoding errors.
+// ErrUnknownStream, ErrImpossibleHistory, decoding errors.
 func AsOf(ctx context.Context, r event.StreamReader, reg *event.Registry, stream string, at At, opts AsOfOptions) (State, error) {
 	if opts.New == nil {
 		opts.New = Aggregates
@@ -98,6 +98,25 @@ func AsOf(ctx context.Context, r event.StreamReader, reg *event.Registry, stream
 		return State{}, err
 	}
 	st := State{Stream: stream, Tenant: evs[0].Metadata.Tenant, Aggregate: agg}
+	if err := fold(reg, agg, evs, at, &st); err != nil {
+		return State{}, fmt.Errorf("as of %s: %w", stream, err)
+	}
+	st.View = Describe(agg)
+	return st, nil
+}
+
+// ErrImpossibleHistory: an aggregate refused to fold the stream (its Apply
+// panicked on amounts no decision could have produced): the history was
+// altered, or decoded with the wrong registry.
+var ErrImpossibleHistory = errors.New("history no decision could have produced")
+
+func fold(reg *event.Registry, agg Aggregate, evs []event.Envelope, at At, st *State) (err error) {
+	var pos uint64
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: position %d: %v", ErrImpossibleHistory, pos, r)
+		}
+	}()
 	for _, e := range evs {
 		if at.Position > 0 && e.Position > at.Position {
 			break
@@ -105,15 +124,15 @@ func AsOf(ctx context.Context, r event.StreamReader, reg *event.Registry, stream
 		if at.Position == 0 && !at.Time.IsZero() && e.RecordedAt.After(at.Time) {
 			break
 		}
+		pos = e.Position
 		ev, err := reg.Decode(e.Type, e.Data)
 		if err != nil {
-			return State{}, fmt.Errorf("as of %s: position %d: %w", stream, e.Position, err)
+			return fmt.Errorf("position %d: %w", e.Position, err)
 		}
 		agg.Apply(ev)
 		st.Version, st.Position, st.RecordedAt = e.Version, e.Position, e.RecordedAt
 	}
-	st.View = Describe(agg)
-	return st, nil
+	return nil
 }
 
 // OrderView summarises an order. Amounts are decimal strings.

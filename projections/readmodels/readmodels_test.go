@@ -124,6 +124,31 @@ func TestReadModelsAgreeWithAggregates(t *testing.T) {
 		}
 		checked++
 	}
+	// Live drops: one row per drop, sold = units purchased.
+	all, _ := store.ReadAll(ctx, 1, 0)
+	sold := map[string]int64{}
+	for _, e := range all {
+		if e.Type == inventory.TypeDropPurchased {
+			ev, _ := reg.Decode(e.Type, e.Data)
+			sold[ev.(*inventory.DropPurchased).DropID] += ev.(*inventory.DropPurchased).Quantity
+		}
+	}
+	drops := 0
+	for _, tenant := range []string{"acme", "globex"} {
+		rows, err := readmodels.ListDrops(ctx, db, tenant, false, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range rows {
+			if d.Sold != sold[d.DropID] || d.Open != 0 || d.Remaining != 0 {
+				t.Errorf("drop %s: %+v, sold %d", d.DropID, d, sold[d.DropID])
+			}
+			drops++
+		}
+	}
+	if drops == 0 || drops != len(sold) {
+		t.Errorf("%d drop rows for %d drops", drops, len(sold))
+	}
 	aging, err := readmodels.ReceivablesAging(ctx, db, "acme", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
