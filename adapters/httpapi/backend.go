@@ -110,12 +110,24 @@ type DropStore interface {
 // ErrDropNotFound: no such drop for the tenant.
 var ErrDropNotFound = errors.New("drop not found")
 
-// StockLocation is the inventory location the API keeps a tenant's stock
-// at: "<tenant>:main". Inventory stream IDs name SKU and location only, so
-// the location is what keeps two tenants' SKUs apart; the checkout saga
-// reserves an order's lines at StockLocation(tenant of the order).
-func StockLocation(tenant TenantID) inventory.Location {
-	return inventory.MustLocation(string(tenant) + ":main")
+// StockLocation is where the API keeps stock: the one location of a
+// 'livecore dev' (workflows.DefaultLocations), where the checkout saga
+// reserves.
+var StockLocation = inventory.MustLocation("main")
+
+// StockSKU is the SKU the domain knows a tenant's SKU by: "<tenant>/<sku>".
+// Inventory stream IDs and order lines name SKUs only, so the tenant prefix
+// is what keeps two tenants' stock apart (and what the checkout saga, which
+// reserves an order's line SKUs, reserves). The API adds it on the way in
+// and strips it on the way out; event histories show it as stored.
+func StockSKU(tenant TenantID, sku string) string { return string(tenant) + "/" + sku }
+
+// clientSKU strips the tenant prefix of a domain SKU.
+func clientSKU(tenant TenantID, sku string) string {
+	if rest, ok := strings.CutPrefix(sku, string(tenant)+"/"); ok {
+		return rest
+	}
+	return sku
 }
 
 // newID derives a resource ID from a command ID: prefix + 26 base32
@@ -352,6 +364,9 @@ func domainError(err error) *Error {
 		errors.Is(err, inventory.ErrReservationConflict),
 		errors.Is(err, inventory.ErrReservationClosed),
 		errors.Is(err, fulfillment.ErrIllegalTransition),
+		errors.Is(err, fulfillment.ErrUnknownShipment),
+		errors.Is(err, fulfillment.ErrNotSplit),
+		errors.Is(err, fulfillment.ErrAlreadySplit),
 		errors.Is(err, financing.ErrPlanClosed),
 		errors.Is(err, financing.ErrPayoffMismatch),
 		errors.Is(err, event.ErrIdempotencyConflict),
@@ -371,7 +386,9 @@ func domainError(err error) *Error {
 		errors.Is(err, inventory.ErrInvalidInput),
 		errors.Is(err, inventory.ErrInvalidQuantity),
 		errors.Is(err, inventory.ErrInvalidLocation),
-		errors.Is(err, payment.ErrInvalidToken):
+		errors.Is(err, payment.ErrInvalidToken),
+		errors.Is(err, fulfillment.ErrInvalidInput),
+		errors.Is(err, fulfillment.ErrInvalidQuantity):
 		return invalid()
 	case errors.Is(err, order.ErrNotPlaced):
 		return &Error{Code: CodeNotFound, Message: "no such order", Err: err}

@@ -37,18 +37,23 @@ type receiveStockRequest struct {
 
 // stockStream is the tenant's stream of a SKU; the SKU from the path is
 // checked first (anything that is not a SKU is not found).
-func stockStream(r *http.Request) (sku, stream string, err error) {
+func stockStream(r *http.Request) (sku, domainSKU, stream string, err error) {
 	sku = r.PathValue("sku")
-	if inventory.ValidateSKU(sku) != nil || containsPAN(sku) {
-		return "", "", notFound("SKU", redactPAN(sku))
-	}
 	p, _ := PrincipalFrom(r.Context())
-	return sku, inventory.StreamID(sku, StockLocation(p.Tenant)), nil
+	domainSKU = StockSKU(p.Tenant, sku)
+	if inventory.ValidateSKU(sku) != nil || inventory.ValidateSKU(domainSKU) != nil || containsPAN(sku) {
+		return "", "", "", notFound("SKU", "")
+	}
+	return sku, domainSKU, inventory.StreamID(domainSKU, StockLocation), nil
 }
 
-func (s *Server) stockView(r *http.Request, sku, stream string) (stockJSON, error) {
+func newItem(domainSKU string) func() *inventory.Item {
+	return func() *inventory.Item { return inventory.NewItem(domainSKU, StockLocation) }
+}
+
+func (s *Server) stockView(r *http.Request, sku, domainSKU, stream string) (stockJSON, error) {
 	var v stockJSON
-	err := appQuery(s, r, stream, func() *inventory.Item { return inventory.NewItem(sku, StockLocation(mustTenant(r))) }, func(it *inventory.Item, version uint64) {
+	err := appQuery(s, r, stream, newItem(domainSKU), func(it *inventory.Item, version uint64) {
 		v = stockJSON{SKU: sku, OnHand: it.OnHand(), Reserved: it.Reserved(), Available: it.Available(), Version: version}
 	})
 	if err != nil {
@@ -63,7 +68,7 @@ func mustTenant(r *http.Request) TenantID {
 }
 
 func (s *Server) handleGetStock(w http.ResponseWriter, r *http.Request) error {
-	sku, stream, err := stockStream(r)
+	sku, domainSKU, stream, err := stockStream(r)
 	if err != nil {
 		return err
 	}
@@ -74,7 +79,7 @@ func (s *Server) handleGetStock(w http.ResponseWriter, r *http.Request) error {
 	if err := s.awaitHead(w, r, head); err != nil {
 		return err
 	}
-	v, err := s.stockView(r, sku, stream)
+	v, err := s.stockView(r, sku, domainSKU, stream)
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func (s *Server) handleGetStock(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) handleReceiveStock(w http.ResponseWriter, r *http.Request) error {
-	sku, stream, err := stockStream(r)
+	sku, domainSKU, stream, err := stockStream(r)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Code == CodeNotFound {
@@ -121,16 +126,14 @@ func (s *Server) handleReceiveStock(w http.ResponseWriter, r *http.Request) erro
 	if err := v.Err(); err != nil {
 		return err
 	}
-	loc := StockLocation(mustTenant(r))
 	now := s.now()
-	res, pos, err := execute(s, r, stream, func() *inventory.Item { return inventory.NewItem(sku, loc) }, s.command(r, ""), func(it *inventory.Item) ([]event.Event, error) {
+	_, pos, err := execute(s, r, stream, newItem(domainSKU), s.command(r, ""), func(it *inventory.Item) ([]event.Event, error) {
 		return it.Receive(req.Quantity, req.Reference, now)
 	})
 	if err != nil {
 		return err
 	}
-	_ = res
-	view, err := s.stockView(r, sku, stream)
+	view, err := s.stockView(r, sku, domainSKU, stream)
 	if err != nil {
 		return err
 	}
@@ -142,9 +145,9 @@ func (s *Server) handleReceiveStock(w http.ResponseWriter, r *http.Request) erro
 // tenant): the same command a POST /v1/inventory/{sku} runs, under
 // commandID (use a fixed one so a restart seeds nothing twice).
 func ReceiveStock(ctx context.Context, svc *app.Service, region string, tenant TenantID, sku string, qty int64, ref, commandID string, now time.Time) error {
-	loc := StockLocation(tenant)
+	dsku := StockSKU(tenant, sku)
 	cmd := app.Command{ID: commandID, Metadata: event.Metadata{Tenant: string(tenant), CausationID: commandID, Actor: "system/seed", Region: region}}
-	_, err := app.Execute(ctx, svc, inventory.StreamID(sku, loc), func() *inventory.Item { return inventory.NewItem(sku, loc) }, cmd, func(it *inventory.Item) ([]event.Event, error) {
+	_, err := app.Execute(ctx, svc, inventory.StreamID(dsku, StockLocation), newItem(dsku), cmd, func(it *inventory.Item) ([]event.Event, error) {
 		return it.Receive(qty, ref, now)
 	})
 	return err
@@ -201,7 +204,8 @@ func (s *Server) handleOpenDrop(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var v Validator
-	checkSKU(&v, "sku", req.SKU)
+	tenant := mustTenant(r)
+	checkSKU(&v, "sku", req.SKU, tenant)
 	if req.Quantity < 1 || req.Quantity > 10_000_000 {
 		v.Add("quantity", "out_of_range", "must be from 1 to 10000000")
 	}
@@ -227,7 +231,6 @@ func (s *Server) handleOpenDrop(w http.ResponseWriter, r *http.Request) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	tenant := mustTenant(r)
 	cmd := s.command(r, "")
 	terms := DropTerms{
 		ID: newID("drp_", cmd.ID), Tenant: tenant, SKU: req.SKU, Price: price,
@@ -236,10 +239,9 @@ func (s *Server) handleOpenDrop(w http.ResponseWriter, r *http.Request) error {
 	if err := s.backend.Drops.PutDrop(r.Context(), terms); err != nil {
 		return Internal(fmt.Errorf("store drop terms: %w", err))
 	}
-	loc := StockLocation(tenant)
-	stream := inventory.StreamID(req.SKU, loc)
+	dsku := StockSKU(tenant, req.SKU)
 	now := s.now()
-	_, pos, err := execute(s, r, stream, func() *inventory.Item { return inventory.NewItem(req.SKU, loc) }, cmd, func(it *inventory.Item) ([]event.Event, error) {
+	_, pos, err := execute(s, r, inventory.StreamID(dsku, StockLocation), newItem(dsku), cmd, func(it *inventory.Item) ([]event.Event, error) {
 		return it.OpenDrop(terms.ID, req.Quantity, limit, now)
 	})
 	if err != nil {
@@ -256,9 +258,9 @@ func (s *Server) handleOpenDrop(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) dropView(r *http.Request, t DropTerms, now time.Time) (dropJSON, error) {
-	loc := StockLocation(t.Tenant)
+	dsku := StockSKU(t.Tenant, t.SKU)
 	var d dropJSON
-	err := appQuery(s, r, inventory.StreamID(t.SKU, loc), func() *inventory.Item { return inventory.NewItem(t.SKU, loc) }, func(it *inventory.Item, _ uint64) {
+	err := appQuery(s, r, inventory.StreamID(dsku, StockLocation), newItem(dsku), func(it *inventory.Item, _ uint64) {
 		dv := it.Drop()
 		open := dv.Open && dv.ID == t.ID
 		remaining := int64(0)
@@ -318,15 +320,15 @@ func (s *Server) handleBuy(w http.ResponseWriter, r *http.Request) error {
 	}
 	cmd := s.command(r, "")
 	orderID := newID("ord_", cmd.ID)
-	loc := StockLocation(tenant)
-	if _, err := app.Execute(r.Context(), s.backend.App, inventory.StreamID(terms.SKU, loc), func() *inventory.Item { return inventory.NewItem(terms.SKU, loc) }, cmd, func(it *inventory.Item) ([]event.Event, error) {
+	dsku := StockSKU(tenant, terms.SKU)
+	if _, err := app.Execute(r.Context(), s.backend.App, inventory.StreamID(dsku, StockLocation), newItem(dsku), cmd, func(it *inventory.Item) ([]event.Event, error) {
 		return it.BuyFromDrop(dropID, req.CustomerID, orderID, req.Quantity, now)
 	}); err != nil {
 		return err
 	}
 	place := order.PlaceOrder{
 		OrderID: orderID, CustomerID: req.CustomerID, Region: s.backend.Region, Currency: terms.Price.Currency(),
-		Lines: []order.LineItem{{SKU: terms.SKU, Quantity: req.Quantity, UnitPrice: terms.Price}},
+		Lines: []order.LineItem{{SKU: dsku, Quantity: req.Quantity, UnitPrice: terms.Price}},
 	}
 	_, pos, err := execute(s, r, order.StreamID(orderID), newOrder, s.command(r, "order"), func(o *order.Order) ([]event.Event, error) {
 		return o.Place(place, now)

@@ -143,7 +143,7 @@ type orderJSON struct {
 // guestCustomer is the customer of an order placed without customer_id.
 const guestCustomer = "guest"
 
-func orderView(o *order.Order, version uint64, c consistency) orderJSON {
+func orderView(tenant TenantID, o *order.Order, version uint64, c consistency) orderJSON {
 	v := orderJSON{
 		ID: o.ID(), Status: o.Status().String(), Currency: o.Currency().Code(),
 		Items: []orderItemJSON{}, Discounts: []adjustmentJSON{}, Taxes: []adjustmentJSON{},
@@ -157,7 +157,7 @@ func orderView(o *order.Order, version uint64, c consistency) orderJSON {
 	}
 	for _, l := range o.Lines() {
 		v.Items = append(v.Items, orderItemJSON{
-			Line: l.No, SKU: l.SKU, Quantity: l.Quantity, UnitPrice: MoneyOf(l.UnitPrice), Amount: MoneyOf(l.Amount),
+			Line: l.No, SKU: clientSKU(tenant, l.SKU), Quantity: l.Quantity, UnitPrice: MoneyOf(l.UnitPrice), Amount: MoneyOf(l.Amount),
 			FulfilledQuantity: l.Fulfilled, CancelledQuantity: l.Cancelled, ReturnedQuantity: l.Returned,
 		})
 	}
@@ -171,8 +171,9 @@ func orderView(o *order.Order, version uint64, c consistency) orderJSON {
 		zero := MoneyOf(money.Zero(o.Currency()))
 		p := &paymentJSON{Method: m.String(), Authorized: MoneyOf(o.Paid()), Captured: zero, Refunded: MoneyOf(o.Refunded())}
 		if k := o.PlanKind(); !k.IsZero() {
-			ks := k.String()
-			p.PlanKind = &ks
+			// The checkout saga opens the plan under the order's ID.
+			ks, id := k.String(), o.ID()
+			p.PlanKind, p.PlanID = &ks, &id
 		}
 		v.Payment = p
 	}
@@ -214,12 +215,13 @@ func checkPayment(v *Validator, p Path, in *paymentInput) paymentChoice {
 		}
 		c.token = tok
 	case order.MethodBNPL:
-		// Optional: the card the plan's installments are collected from.
-		if in.CardToken != nil {
-			tok, err := payment.ParseToken(*in.CardToken)
-			if err != nil {
-				v.Add(p.Key("card_token"), "invalid_token", "must be a payment token (tok_ followed by a-z, 0-9 and _), never a card number")
-			}
+		// The card the plan's installments are collected from (the first
+		// one at checkout).
+		if in.CardToken == nil {
+			v.Add(p.Key("card_token"), "required", "is required for bnpl: the card the installments are collected from")
+		} else if tok, err := payment.ParseToken(*in.CardToken); err != nil {
+			v.Add(p.Key("card_token"), "invalid_token", "must be a payment token (tok_ followed by a-z, 0-9 and _), never a card number")
+		} else {
 			c.token = tok
 		}
 		if in.Plan == nil {
@@ -249,9 +251,11 @@ func (s *Server) saveToken(r *http.Request, orderID string, c paymentChoice) err
 	return nil
 }
 
-func checkSKU(v *Validator, p Path, sku string) {
-	if err := inventory.ValidateSKU(sku); err != nil {
-		v.Add(p, "invalid_value", "must be 1-64 letters, digits and - _ . : /")
+// checkSKU checks a client SKU: the domain's SKU is StockSKU (tenant
+// prefixed), which must fit the domain's 64 bytes too.
+func checkSKU(v *Validator, p Path, sku string, tenant TenantID) {
+	if inventory.ValidateSKU(sku) != nil || inventory.ValidateSKU(StockSKU(tenant, sku)) != nil {
+		v.Add(p, "invalid_value", fmt.Sprintf("must be letters, digits and - _ . : /, at most %d characters", 63-len(tenant)))
 	}
 }
 
@@ -298,7 +302,7 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 	lines := make([]order.LineItem, 0, len(req.Items))
 	for i, it := range req.Items {
 		p := Path("items").Index(i)
-		checkSKU(&v, p.Key("sku"), it.SKU)
+		checkSKU(&v, p.Key("sku"), it.SKU, mustTenant(r))
 		if it.Quantity < 1 || it.Quantity > 100_000 {
 			v.Add(p.Key("quantity"), "out_of_range", "must be from 1 to 100000")
 		}
@@ -307,7 +311,7 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 			v.Add(p.Key("unit_price").Key("amount"), "negative", "must not be negative")
 		}
 		inCur(p.Key("unit_price"), price)
-		lines = append(lines, order.LineItem{SKU: it.SKU, Quantity: it.Quantity, UnitPrice: price})
+		lines = append(lines, order.LineItem{SKU: StockSKU(mustTenant(r), it.SKU), Quantity: it.Quantity, UnitPrice: price})
 	}
 	adjustments := func(name Path, in []adjustmentInput, positive bool) []order.Adjustment {
 		if len(in) > 20 {
@@ -368,7 +372,7 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, id string, pos uint64, location string) error {
 	var view orderJSON
 	err := appQuery(s, r, order.StreamID(id), newOrder, func(o *order.Order, version uint64) {
-		view = orderView(o, version, consistency{})
+		view = orderView(mustTenant(r), o, version, consistency{})
 	})
 	if err != nil {
 		return Internal(err)
@@ -391,7 +395,7 @@ func (s *Server) handleGetOrder(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	SetPosition(w, pos)
-	return writeJSON(w, http.StatusOK, orderView(&o, version, consistency{Position: pos, Source: sourceEventStore}))
+	return writeJSON(w, http.StatusOK, orderView(mustTenant(r), &o, version, consistency{Position: pos, Source: sourceEventStore}))
 }
 
 // ownOrder reads the order ID from the path and checks the order is the

@@ -11,9 +11,12 @@ import (
 // accepts payment tokens only, and it REJECTS (never redacts) any request
 // carrying something that looks like a card number anywhere a client can
 // put text: a JSON string or number anywhere in a body, a member name, a
-// path segment, the Idempotency-Key. A rejected request is a 422 (400 for
-// the header) naming the field, code "card_number", and never echoing the
-// value; nothing is stored and the log line shows the path redacted.
+// path segment. A rejected request is a 422 naming the field, code
+// "card_number", and never echoing the value; nothing is stored and the
+// log line shows the path redacted. Opaque values are not refused but kept
+// out of every store: the Idempotency-Key is stored as a digest, and a
+// client's X-Request-ID or X-Correlation-ID that looks like a card number
+// is replaced by a generated one.
 // Rejecting rather than redacting keeps the stored data exactly what the
 // client sent (hash-chained events cannot be "cleaned" later) and tells the
 // integrator at once that they are sending card data where they must not.

@@ -389,7 +389,7 @@ func (s *Server) serveIdempotent(w http.ResponseWriter, r *http.Request, h Handl
 			return
 		}
 	}
-	ik := IdemKey{Tenant: p.Tenant, Key: key}
+	ik := IdemKey{Tenant: p.Tenant, Key: storedKey(key)}
 	fp := fingerprint(r.Method, r.URL.Path, body)
 	lock, err := s.token()
 	if err != nil {

@@ -21,11 +21,14 @@ import (
 	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/adapters/kafka"
 	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
+	"github.com/livecore/livecore/adapters/psp/sandbox"
 	tembedded "github.com/livecore/livecore/adapters/temporal/embedded"
 	"github.com/livecore/livecore/domain"
 	"github.com/livecore/livecore/domain/app"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/projections"
+	"github.com/livecore/livecore/workflows"
+	"github.com/livecore/livecore/workflows/dispatcher"
 )
 
 // Config says which parts run embedded and where their data lives.
@@ -43,7 +46,10 @@ type Config struct {
 	// frontend's port (0: a free one).
 	TemporalAddress string
 	TemporalPort    int
-	NoTemporal      bool
+	// TemporalNamespace is the namespace at TemporalAddress (default
+	// "default"); the embedded server has its own.
+	TemporalNamespace string
+	NoTemporal        bool
 	// DemoTenant is created on first start with a checkout, a finance and
 	// an ops key (see DemoKeys) and stock of the demo SKUs (default
 	// "demo"; NoDemo skips it).
@@ -79,6 +85,10 @@ type Stack struct {
 	// "ops"), also in DemoKeysFile.
 	DemoKeys     map[string]string
 	DemoKeysFile string
+	// PSP is the payment provider the sagas call (the in-process sandbox);
+	// Dispatcher starts the sagas (nil with NoTemporal).
+	PSP        *sandbox.Sandbox
+	Dispatcher *dispatcher.Dispatcher
 
 	closers []func() error
 	loops   []namedLoop
@@ -104,6 +114,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 		}
 	}
 	s = &Stack{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), Registry: domain.NewRegistry()}
+	workflows.RegisterEvents(s.Registry)
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -158,6 +169,11 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 		}
 		s.closers = append(s.closers, s.Temporal.Stop)
 	}
+	if !cfg.NoTemporal {
+		if err := s.buildSagas(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -208,4 +224,4 @@ func readModels() []projections.Projection { return nil }
 
 // SagasWired reports whether the stack runs the saga worker and
 // dispatcher (workflows/), without which orders stop at checkout_started.
-func (s *Stack) SagasWired() bool { return false }
+func (s *Stack) SagasWired() bool { return s.Dispatcher != nil }
