@@ -27,6 +27,7 @@ import (
 	"github.com/livecore/livecore/domain/app"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/projections"
+	"github.com/livecore/livecore/projections/readmodels"
 	"github.com/livecore/livecore/workflows"
 	"github.com/livecore/livecore/workflows/dispatcher"
 )
@@ -138,7 +139,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	s.closers = append(s.closers, s.ReadDB.Close)
 	if s.Runner, err = projections.NewRunner(projections.Config{
-		DB: s.ReadDB, Source: s.Store, Projections: readModels(), Registerer: s.Metrics, Logger: log,
+		DB: s.ReadDB, Source: s.Store, Projections: readmodels.All(s.Registry), Registerer: s.Metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
@@ -218,9 +219,6 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
-
-// readModels lists the projections the product runs.
-func readModels() []projections.Projection { return nil }
 
 // SagasWired reports whether the stack runs the saga worker and
 // dispatcher (workflows/), without which orders stop at checkout_started.
