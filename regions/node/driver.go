@@ -35,6 +35,10 @@ type driver struct {
 	token  payment.Token
 	log    *slog.Logger
 	now    func() time.Time
+	// durable, when set, waits until a local position is committed to
+	// Kafka (sync mode): money moves only for checkouts that survive any
+	// failover.
+	durable func(ctx context.Context, position uint64) error
 
 	mu   sync.Mutex
 	open map[string]*openCheckout // order ID -> checkout to finish
@@ -47,6 +51,7 @@ type openCheckout struct {
 	home      string
 	total     money.Money
 	startedBy string // region that wrote CheckoutStarted
+	position  uint64 // local position of CheckoutStarted
 	busy      bool
 }
 
@@ -69,7 +74,8 @@ func (d *driver) follow(ctx context.Context, sub event.Subscriber) error {
 				totals[e.OrderID] = e.Total
 			case *order.CheckoutStarted:
 				if e.Method == order.MethodCard {
-					d.open[e.OrderID] = &openCheckout{orderID: e.OrderID, home: d.topo.HomeOf(env.StreamID), total: totals[e.OrderID], startedBy: env.Metadata.Region}
+					d.open[e.OrderID] = &openCheckout{orderID: e.OrderID, home: d.topo.HomeOf(env.StreamID), total: totals[e.OrderID],
+						startedBy: env.Metadata.Region, position: env.Position}
 				}
 			case *order.OrderConfirmed, *order.OrderCancelled:
 				delete(d.open, orderIDOf(e))
@@ -141,6 +147,12 @@ func (d *driver) drive(ctx context.Context, oc *openCheckout) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	stream := order.StreamID(oc.orderID)
+	if d.durable != nil {
+		if err := d.durable(ctx, oc.position); err != nil {
+			d.failures.Add(1)
+			return
+		}
+	}
 	if !oc.total.IsValid() {
 		o, _, err := app.Load(ctx, d.svc, stream, func() *order.Order { return &order.Order{} })
 		if err != nil {

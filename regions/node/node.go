@@ -292,6 +292,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	n.drv = &driver{region: cfg.Region, topo: cfg.Topology, svc: n.svc, psp: psp, leases: n.leases, reg: n.reg, token: tok,
 		log: log, now: time.Now, open: map[string]*openCheckout{}}
+	if cfg.Durability == regions.Sync {
+		n.drv.durable = n.bridge.WaitPublished
+	}
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()

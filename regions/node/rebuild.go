@@ -111,7 +111,7 @@ func reconcile(ctx context.Context, cfg *Config, v *regions.Validator, log *slog
 	os.Remove(filepath.Join(cfg.DataDir, offsetsFile))
 	u := &Unreplicated{Region: cfg.Region, At: time.Now().UTC(), Cut: tail.Cut, Head: tail.Head, FirstStale: tail.FirstStale, Quarantine: q}
 	for _, e := range tail.Events {
-		u.Events = append(u.Events, UnreplicatedEvent{ID: e.ID, Stream: e.StreamID, Version: e.Version, Type: e.Type, Position: e.Position, RecordedAt: e.RecordedAt})
+		u.Events = append(u.Events, UnreplicatedEvent{ID: e.ID, Stream: e.StreamID, Version: e.Version, Type: e.Type, Position: e.Position, RecordedAt: e.RecordedAt, Hash: e.Hash})
 	}
 	b, _ := json.MarshalIndent(u, "", "  ")
 	if err := os.WriteFile(filepath.Join(q, "unreplicated.json"), b, 0o644); err != nil {
@@ -141,12 +141,13 @@ type Unreplicated struct {
 
 // UnreplicatedEvent is one event of the loss report.
 type UnreplicatedEvent struct {
-	ID         string    `json:"id"`
-	Stream     string    `json:"stream"`
-	Version    uint64    `json:"version"`
-	Type       string    `json:"type"`
-	Position   uint64    `json:"position"`
-	RecordedAt time.Time `json:"recorded_at"`
+	ID         string     `json:"id"`
+	Stream     string     `json:"stream"`
+	Version    uint64     `json:"version"`
+	Type       string     `json:"type"`
+	Position   uint64     `json:"position"`
+	RecordedAt time.Time  `json:"recorded_at"`
+	Hash       event.Hash `json:"hash"`
 }
 
 func loadUnreplicated(dataDir string) *Unreplicated {
