@@ -132,6 +132,7 @@ exit status is non-zero if any promise broke.`,
 	f.DurationVar(&c.AfterFailback, "after-failback", 2*time.Second, "load after the failback")
 	f.DurationVar(&c.LeaseTTL, "lease-ttl", 3*time.Second, "ownership lease TTL (a forced failover waits it out: the RTO's largest part)")
 	f.DurationVar(&c.BridgeMaxDelay, "bridge-max-delay", 20*time.Millisecond, "regions' Kafka bridge batching window (async mode: the loss window)")
+	f.BoolVar(&c.FaultWhenUnpublished, "fault-when-unpublished", false, "aim the fault at a moment when the victim has events not yet committed to Kafka (async worst case)")
 	f.DurationVar(&c.PSPLatency, "psp-latency", 200*time.Millisecond, "payment provider answer time (keeps checkouts in flight at the fault)")
 	f.DurationVar(&c.Settle, "settle", time.Minute, "how long to wait for replication and sagas to finish after the load")
 	f.StringVar(&brokers, "brokers", "", "Kafka seed brokers host:port,... (default: start an embedded broker process)")

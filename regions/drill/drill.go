@@ -91,6 +91,11 @@ type Config struct {
 	// default 20 ms). In async mode it is the loss window a kill can land
 	// in; widen it to make the loss visible.
 	BridgeMaxDelay time.Duration
+	// FaultWhenUnpublished aims the fault at a moment when the victim has
+	// events its bridge has not committed to Kafka yet (polled every 5 ms,
+	// up to 10 s after the warmup): the async worst case, so the loss path
+	// (cut, reconcile, loss report) is exercised.
+	FaultWhenUnpublished bool
 	// PSPLatency is how long the payment provider takes to answer, so
 	// checkouts are in flight when the fault hits. Default 200 ms.
 	PSPLatency time.Duration
@@ -323,6 +328,19 @@ func (d *drill) run(ctx context.Context) error {
 	}
 
 	victimHomes := d.topo.HomesPreferring(cfg.Victim)
+	if cfg.FaultWhenUnpublished {
+		hc := &http.Client{Timeout: time.Second}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			var st node.Status
+			if err := getJSON(ctx, hc, d.url(cfg.Victim)+"/v1/dr/status", &st); err == nil && st.Head > st.Published {
+				d.say("%s has %d events not yet in Kafka (head %d, published %d)", cfg.Victim, st.Head-st.Published, st.Head, st.Published)
+				break
+			}
+			if err := sleep(ctx, 5*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
 	// Fault.
 	faultAt := time.Now()
 	victim := d.nodes[cfg.Victim]

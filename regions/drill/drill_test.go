@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livecore/livecore/internal/testenv"
 	"github.com/livecore/livecore/regions"
 	"github.com/livecore/livecore/regions/drill"
 )
@@ -124,9 +125,10 @@ func TestDrillSync(t *testing.T) {
 // TestDrillAsync: the same in async mode: the loss, if any, is measured
 // and equals what r1 reported as not replicated when it came back.
 func TestDrillAsync(t *testing.T) {
-	// A 300 ms bridge window (20 ms by default) so the kill lands inside
-	// it: the loss path (cut, reconcile, loss report) is exercised.
-	rep := runDrill(t, drill.Config{Durability: regions.Async, BridgeMaxDelay: 300 * time.Millisecond})
+	// A 300 ms bridge window (20 ms by default) and the kill aimed at a
+	// moment with unpublished events: the loss path (cut, reconcile, loss
+	// report) is exercised.
+	rep := runDrill(t, drill.Config{Durability: regions.Async, BridgeMaxDelay: 300 * time.Millisecond, FaultWhenUnpublished: true})
 	if rep.LostAcked != rep.ReportedAcked || rep.LostNotReported != 0 {
 		t.Errorf("async drill: lost %d acknowledged writes, %d in the loss report", rep.LostAcked, rep.ReportedAcked)
 	}
@@ -143,5 +145,17 @@ func TestDrillSplitBrain(t *testing.T) {
 	if rep.ProbeWrites == 0 || rep.ProbeAccepted != 0 || rep.AcksByFencedOwner != 0 || rep.FencedWritesAccepted != 0 {
 		t.Errorf("split brain: %d/%d probes accepted, %d acks by the fenced owner, %d fenced writes accepted",
 			rep.ProbeAccepted, rep.ProbeWrites, rep.AcksByFencedOwner, rep.FencedWritesAccepted)
+	}
+}
+
+// TestDrillRealKafkaPostgres: the sync drill against the real Apache Kafka
+// broker (a process of its own, from scripts/testenv/kafka.sh) with the
+// control plane on PostgreSQL.
+func TestDrillRealKafkaPostgres(t *testing.T) {
+	brokers := testenv.KafkaBrokers(t)
+	dsn := testenv.FreshSchema(t, testenv.PostgresDSN(t))
+	rep := runDrill(t, drill.Config{Durability: regions.Sync, Brokers: brokers, ControlPlane: dsn})
+	if rep.LostAcked != 0 || rep.FencedWritesAccepted != 0 || rep.OpenSagas != 0 {
+		t.Errorf("real Kafka drill: %s", rep.Verdict())
 	}
 }
