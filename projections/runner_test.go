@@ -124,12 +124,13 @@ func TestKilledProjectorAppliesEachEventOnce(t *testing.T) {
 	} else if err := r.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	maxRun, stalled, last := 1500*time.Microsecond, 0, int64(-1)
 	for {
 		r, err := projections.NewRunner(projections.Config{DB: db, Source: store, Projections: []projections.Projection{counter{1}}, BatchSize: 37})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(200+rand.IntN(1500))*time.Microsecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Microsecond+time.Duration(rand.Int64N(int64(maxRun))))
 		_ = r.Run(ctx)
 		cancel()
 		stops++
@@ -140,6 +141,16 @@ func TestKilledProjectorAppliesEachEventOnce(t *testing.T) {
 		if pos == int64(total) || stops > 5000 {
 			break
 		}
+		// A slow machine (the race detector) may need longer runs to
+		// make progress at all.
+		if pos == last {
+			if stalled++; stalled >= 5 {
+				maxRun, stalled = min(maxRun*3/2, time.Second), 0
+			}
+		} else {
+			stalled = 0
+		}
+		last = pos
 	}
 	got := readCounts(t, db)
 	fresh := openSQLite(t)
