@@ -489,7 +489,13 @@ func (v *verifier) link(ctx context.Context, evs []event.Envelope) error {
 		case v.flags[i]&badGlobal != 0:
 			return bad(KindEdited, "global hash %s does not match its position and stream hash", short(e.GlobalHash))
 		}
-		v.streams[e.StreamID] = link{version: e.Version, hash: e.Hash}
+		if seen {
+			v.streams[e.StreamID] = link{version: e.Version, hash: e.Hash}
+		} else {
+			// A copy: the envelope's strings may share one allocation
+			// with its payload, which the map must not keep alive.
+			v.streams[strings.Clone(e.StreamID)] = link{version: e.Version, hash: e.Hash}
+		}
 		v.prevPos, v.prevGlobal = e.Position, e.GlobalHash
 		v.rep.Events++
 	}
