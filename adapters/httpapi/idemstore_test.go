@@ -60,6 +60,14 @@ func idemStores(t testing.TB) []idemStore {
 	return []idemStore{
 		{"memory", func(testing.TB) httpapi.IdempotencyStore { return httpapi.NewMemoryIdempotencyStore() }},
 		{"sqlite", sqlStore(openSQLite)},
+		{"local-sqlite", func(t testing.TB) httpapi.IdempotencyStore {
+			s := httpapi.NewLocalIdempotencyStore(openSQLite(t))
+			if err := s.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
 		{"postgres", sqlStore(openPostgres)},
 	}
 }
@@ -262,4 +270,41 @@ func runIdemSuite(t *testing.T, open func(testing.TB) httpapi.IdempotencyStore) 
 			t.Fatalf("%d of %d replays", replays, n)
 		}
 	})
+}
+
+// TestLocalIdempotencyStoreSurvivesRestart: a completed key is replayed by
+// a new store over the same database (the process restarted), and a key
+// in flight at the crash is free again.
+func TestLocalIdempotencyStoreSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	begin := func(s httpapi.IdempotencyStore, k httpapi.IdemKey, lock string) (httpapi.Begun, error) {
+		return s.Begin(ctx, httpapi.BeginRequest{Key: k, Fingerprint: "fp", Lock: lock, Now: t0, LockedUntil: t0.Add(time.Minute), ExpiresAt: t0.Add(time.Hour)})
+	}
+	done, crashed := httpapi.IdemKey{Tenant: "acme", Key: "done"}, httpapi.IdemKey{Tenant: "acme", Key: "crashed"}
+	s1 := httpapi.NewLocalIdempotencyStore(db)
+	if err := s1.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []httpapi.IdemKey{done, crashed} {
+		if _, err := begin(s1, k, "L1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp := httpapi.StoredResponse{Status: 201, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"id":"ord_1"}`)}
+	if err := s1.Complete(ctx, done, "L1", resp, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+
+	s2 := httpapi.NewLocalIdempotencyStore(db)
+	defer s2.Close()
+	b, err := begin(s2, done, "L2")
+	if err != nil || b.Replay == nil || string(b.Replay.Body) != `{"id":"ord_1"}` || b.Replay.Status != 201 {
+		t.Fatalf("after restart: %+v %v", b, err)
+	}
+	if b, err := begin(s2, crashed, "L2"); err != nil || b.Replay != nil {
+		t.Fatalf("key in flight at the crash: %+v %v", b, err)
+	}
 }

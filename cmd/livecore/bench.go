@@ -26,6 +26,7 @@ Figures on shared 2-core machines are noisy: compare numbers from one run, and
 take medians over several runs.`,
 	}
 	cmd.AddCommand(newBenchFsyncCmd(), newBenchEventStoreCmd(), newBenchBridgeCmd())
+	cmd.AddCommand(newBenchAPICmd())
 	return cmd
 }
 

@@ -41,9 +41,9 @@ func OpenAPIDB(dataDir string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	// One connection: SQLite has one writer, and a pool of writers only
-	// trades waiting in Go for SQLITE_BUSY retries.
-	db.SetMaxOpenConns(1)
+	// A few connections: readers (idempotency lookups, API keys) run
+	// beside the one writer in WAL mode; writers wait on busy_timeout.
+	db.SetMaxOpenConns(4)
 	if err := db.Ping(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -61,7 +61,10 @@ func (s *Stack) buildAPI(ctx context.Context) error {
 	s.APIDB = db
 	s.closers = append(s.closers, db.Close)
 	keyStore := httpapi.NewSQLKeyStore(db)
-	idem := httpapi.NewSQLIdempotencyStore(db)
+	// This process owns api.db: in-flight locks in memory, completed
+	// responses group-committed to the table (see LocalIdempotencyStore).
+	idem := httpapi.NewLocalIdempotencyStore(db)
+	s.closers = append(s.closers, idem.Close)
 	s.Commerce = httpapi.NewSQLCommerceStore(db)
 	for _, m := range []interface{ Migrate(context.Context) error }{keyStore, idem, s.Commerce} {
 		if err := m.Migrate(ctx); err != nil {

@@ -1,0 +1,341 @@
+package httpapi
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// LocalIdempotencyStore is an IdempotencyStore for a server that is the
+// only one using its database (livecore dev: one process owns the data
+// dir). In-flight locks live in memory; completed responses are written
+// to the SQL table http_idempotency in group commits (many requests' rows
+// in one transaction) and cached, and a key missing from memory is looked
+// up there, so replays survive restarts.
+//
+// It trades the SQL store's multi-process safety for throughput: the SQL
+// store costs two single-row write transactions per request, this one a
+// share of one batched transaction. Two processes sharing the table must
+// use SQLIdempotencyStore. A crash forgets in-flight locks, which is
+// harmless: the retried request runs again under the same command ID, and
+// the event store recognises its events.
+type LocalIdempotencyStore struct {
+	db *sql.DB
+
+	mu       sync.Mutex
+	inFlight map[IdemKey]*localInFlight
+	// done caches completed records in two generations: lookups check
+	// both, inserts go to cur, and when cur is full prev is dropped.
+	cur, prev map[IdemKey]*localDone
+	cacheMax  int
+
+	writes chan *localWrite
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type localInFlight struct {
+	fingerprint, lock  string
+	lockedUntil, expAt time.Time
+}
+
+type localDone struct {
+	fingerprint string
+	expAt       time.Time
+	resp        StoredResponse
+}
+
+type localWrite struct {
+	key  IdemKey
+	rec  *localDone
+	done chan error
+}
+
+// NewLocalIdempotencyStore returns a store over db (the same table as
+// SQLIdempotencyStore: call Migrate once). Close stops its writer.
+func NewLocalIdempotencyStore(db *sql.DB) *LocalIdempotencyStore {
+	s := &LocalIdempotencyStore{
+		db: db, inFlight: map[IdemKey]*localInFlight{},
+		cur: map[IdemKey]*localDone{}, prev: map[IdemKey]*localDone{}, cacheMax: 100_000,
+		writes: make(chan *localWrite, 4096), stop: make(chan struct{}),
+	}
+	s.wg.Go(s.writer)
+	return s
+}
+
+var _ IdempotencyStore = (*LocalIdempotencyStore)(nil)
+
+// Migrate creates the table (SQLIdempotencyStore's).
+func (s *LocalIdempotencyStore) Migrate(ctx context.Context) error {
+	return NewSQLIdempotencyStore(s.db).Migrate(ctx)
+}
+
+// Close stops the writer after the writes already queued.
+func (s *LocalIdempotencyStore) Close() error {
+	close(s.stop)
+	s.wg.Wait()
+	return nil
+}
+
+func (s *LocalIdempotencyStore) cached(k IdemKey) *localDone {
+	if d, ok := s.cur[k]; ok {
+		return d
+	}
+	return s.prev[k]
+}
+
+func (s *LocalIdempotencyStore) cache(k IdemKey, d *localDone) {
+	if len(s.cur) >= s.cacheMax {
+		s.prev, s.cur = s.cur, make(map[IdemKey]*localDone, s.cacheMax)
+	}
+	s.cur[k] = d
+}
+
+func (s *LocalIdempotencyStore) uncache(k IdemKey) {
+	delete(s.cur, k)
+	delete(s.prev, k)
+}
+
+// Begin implements IdempotencyStore.
+func (s *LocalIdempotencyStore) Begin(ctx context.Context, req BeginRequest) (Begun, error) {
+	k := req.Key
+	s.mu.Lock()
+	if b, err, ok := s.beginLocked(req, false); ok {
+		s.mu.Unlock()
+		return b, err
+	}
+	s.mu.Unlock()
+
+	// Not in memory: a completed record of an earlier run, if any, is in
+	// the table. Looked up without the lock (a concurrent Begin of the
+	// same key is settled below).
+	d, err := s.load(ctx, k, req.Now)
+	if err != nil {
+		return Begun{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d != nil && s.cached(k) == nil {
+		s.cache(k, d)
+	}
+	b, err, _ := s.beginLocked(req, true)
+	return b, err
+}
+
+// beginLocked decides from memory; ok false means "unknown here, look in
+// the table" (only when neither an in-flight lock nor a cached record
+// exists and the table was not looked at yet). A key with neither is
+// taken once looked is true.
+func (s *LocalIdempotencyStore) beginLocked(req BeginRequest, looked bool) (Begun, error, bool) {
+	k := req.Key
+	if d := s.cached(k); d != nil {
+		switch {
+		case !d.expAt.After(req.Now):
+			s.uncache(k)
+		case d.fingerprint != req.Fingerprint:
+			return Begun{}, ErrIdempotencyMismatch, true
+		default:
+			r := copyResponse(d.resp)
+			return Begun{Replay: &r}, nil, true
+		}
+	}
+	if f, ok := s.inFlight[k]; ok && f.expAt.After(req.Now) {
+		switch {
+		case f.fingerprint != req.Fingerprint:
+			return Begun{}, ErrIdempotencyMismatch, true
+		case f.lockedUntil.After(req.Now):
+			return Begun{}, ErrIdempotencyInFlight, true
+		}
+		// its owner is presumed dead: take over
+	} else if !ok && !looked {
+		return Begun{}, nil, false
+	}
+	s.inFlight[k] = &localInFlight{fingerprint: req.Fingerprint, lock: req.Lock, lockedUntil: req.LockedUntil, expAt: req.ExpiresAt}
+	return Begun{}, nil, true
+}
+
+func (s *LocalIdempotencyStore) load(ctx context.Context, k IdemKey, now time.Time) (*localDone, error) {
+	var (
+		fp      string
+		expAt   int64
+		status  int
+		headers sql.NullString
+		body    []byte
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT fingerprint, expires_at, status, headers, body FROM http_idempotency
+		WHERE tenant = $1 AND idem_key = $2 AND state = 'completed' AND expires_at > $3`,
+		string(k.Tenant), k.Key, micros(now)).Scan(&fp, &expAt, &status, &headers, &body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("idempotency begin: read: %w", err)
+	}
+	d := &localDone{fingerprint: fp, expAt: time.UnixMicro(expAt), resp: StoredResponse{Status: status, Header: http.Header{}, Body: body}}
+	if headers.Valid && headers.String != "" {
+		if err := json.Unmarshal([]byte(headers.String), &d.resp.Header); err != nil {
+			return nil, fmt.Errorf("idempotency begin: stored headers: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// Complete implements IdempotencyStore: the record is durable in the
+// table (committed) when it returns.
+func (s *LocalIdempotencyStore) Complete(ctx context.Context, key IdemKey, lock string, resp StoredResponse, expiresAt time.Time) error {
+	s.mu.Lock()
+	f, ok := s.inFlight[key]
+	if !ok || f.lock != lock {
+		s.mu.Unlock()
+		return ErrIdempotencyLockLost
+	}
+	d := &localDone{fingerprint: f.fingerprint, expAt: expiresAt, resp: copyResponse(resp)}
+	s.mu.Unlock()
+
+	w := &localWrite{key: key, rec: d, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	var err error
+	select {
+	case err = <-w.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f2, ok := s.inFlight[key]; ok && f2 == f {
+		delete(s.inFlight, key)
+	}
+	s.cache(key, d)
+	return nil
+}
+
+// Release implements IdempotencyStore.
+func (s *LocalIdempotencyStore) Release(_ context.Context, key IdemKey, lock string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.inFlight[key]
+	if !ok || f.lock != lock {
+		return ErrIdempotencyLockLost
+	}
+	delete(s.inFlight, key)
+	return nil
+}
+
+// Purge implements IdempotencyStore.
+func (s *LocalIdempotencyStore) Purge(ctx context.Context, before time.Time) (int64, error) {
+	s.mu.Lock()
+	for _, m := range []map[IdemKey]*localDone{s.cur, s.prev} {
+		for k, d := range m {
+			if !d.expAt.After(before) {
+				delete(m, k)
+			}
+		}
+	}
+	for k, f := range s.inFlight {
+		if !f.expAt.After(before) {
+			delete(s.inFlight, k)
+		}
+	}
+	s.mu.Unlock()
+	// A row of a key that is in flight again (taken over after expiry)
+	// is that key's old record, not a record forgotten now.
+	rows, err := s.db.QueryContext(ctx, `DELETE FROM http_idempotency WHERE expires_at <= $1 RETURNING tenant, idem_key`, micros(before))
+	if err != nil {
+		return 0, fmt.Errorf("idempotency purge: %w", err)
+	}
+	defer rows.Close()
+	var n int64
+	for rows.Next() {
+		var k IdemKey
+		var tenant string
+		if err := rows.Scan(&tenant, &k.Key); err != nil {
+			return n, fmt.Errorf("idempotency purge: %w", err)
+		}
+		k.Tenant = TenantID(tenant)
+		s.mu.Lock()
+		_, again := s.inFlight[k]
+		s.mu.Unlock()
+		if !again {
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("idempotency purge: %w", err)
+	}
+	return n, nil
+}
+
+// maxWriteBatch bounds the rows of one group commit.
+const maxWriteBatch = 256
+
+// writer commits queued records in batches: one transaction, one
+// multi-row upsert, for every record that arrived while the previous
+// batch was committing.
+func (s *LocalIdempotencyStore) writer() {
+	for {
+		var batch []*localWrite
+		select {
+		case w := <-s.writes:
+			batch = append(batch, w)
+		case <-s.stop:
+			return
+		}
+	more:
+		for len(batch) < maxWriteBatch {
+			select {
+			case w := <-s.writes:
+				batch = append(batch, w)
+			default:
+				break more
+			}
+		}
+		err := s.commit(batch)
+		for _, w := range batch {
+			w.done <- err
+		}
+	}
+}
+
+func (s *LocalIdempotencyStore) commit(batch []*localWrite) error {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO http_idempotency (tenant, idem_key, fingerprint, state, lock_token, locked_until, expires_at, status, headers, body) VALUES `)
+	args := make([]any, 0, len(batch)*8)
+	for i, w := range batch {
+		h, err := json.Marshal(w.rec.resp.Header)
+		if err != nil {
+			return fmt.Errorf("idempotency complete: headers: %w", err)
+		}
+		body := w.rec.resp.Body
+		if body == nil {
+			body = []byte{}
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&q, "($%d, $%d, $%d, 'completed', NULL, 0, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+		args = append(args, string(w.key.Tenant), w.key.Key, w.rec.fingerprint, micros(w.rec.expAt), w.rec.resp.Status, string(h), body)
+	}
+	q.WriteString(` ON CONFLICT (tenant, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'completed',
+		lock_token = NULL, locked_until = 0, expires_at = excluded.expires_at, status = excluded.status,
+		headers = excluded.headers, body = excluded.body`)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("idempotency complete: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/livecore/livecore/internal/loadgen"
+	"github.com/livecore/livecore/internal/stack"
+)
+
+type benchAPIConfig struct {
+	url, key        string
+	dataDir         string
+	sagas, kafka    bool
+	payment         bool
+	start, limit    float64
+	trial, duration time.Duration
+	maxP99          time.Duration
+	rate            float64
+	cpuProfile      string
+}
+
+func newBenchAPICmd() *cobra.Command {
+	var c benchAPIConfig
+	cmd := &cobra.Command{
+		Use:   "api",
+		Short: "HTTP API: maximum sustained orders/s, then p50/p99 at half of it, and peak RSS",
+		Long: `api boots the product in this process (or targets --url) and places orders
+over HTTP with an open-loop load generator: requests leave at a fixed rate and
+each latency counts from its intended send time, so a stalled server shows as
+latency (no coordinated omission). Each 201 is an order durably appended
+(fsynced) to the event store.
+
+It first searches the highest sustained rate (every request accepted, none
+dropped, p99 <= --max-p99), growing by 1.5x from --start-rate and then
+bisecting, and then runs --duration at half of it and reports p50/p99 and
+the peak RSS (VmHWM) of this process (server and load generator together
+when the product runs in-process). Orders carry no payment choice by
+default, so no saga work is asked of Temporal; --with-sagas runs the saga
+worker and dispatcher too, and --with-payment makes every order a card
+checkout.`,
+		Example: `  livecore bench api
+  livecore bench api --with-sagas --duration 30s
+  livecore bench api --url http://127.0.0.1:8080 --key $LIVECORE_CHECKOUT_KEY`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchAPI(cmd.Context(), c, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.url, "url", "", "target a running livecore (default: boot one in this process)")
+	f.StringVar(&c.key, "key", envOr("LIVECORE_CHECKOUT_KEY", ""), "checkout API key for --url (env LIVECORE_CHECKOUT_KEY)")
+	f.StringVar(&c.dataDir, "data-dir", "", "data dir of the in-process product (default: a fresh temp dir, removed after)")
+	f.BoolVar(&c.sagas, "with-sagas", false, "run the embedded Temporal server, saga worker and dispatcher")
+	f.BoolVar(&c.kafka, "with-kafka", true, "run the embedded Kafka broker and exactly-once bridge")
+	f.BoolVar(&c.payment, "with-payment", false, "every order is a card checkout (placed and checked out in one request)")
+	f.Float64Var(&c.start, "start-rate", 1000, "first rate of the search, orders/s")
+	f.Float64Var(&c.limit, "max-rate", 50000, "highest rate the search tries")
+	f.DurationVar(&c.trial, "trial", 5*time.Second, "duration of each search trial")
+	f.DurationVar(&c.maxP99, "max-p99", 100*time.Millisecond, "p99 above which a rate counts as not sustained")
+	f.DurationVar(&c.duration, "duration", 20*time.Second, "duration of the run at half the maximum")
+	f.Float64Var(&c.rate, "rate", 0, "skip the search: run --duration at this rate")
+	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run at half load to this file")
+	return cmd
+}
+
+func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
+	base, key := strings.TrimRight(c.url, "/"), c.key
+	var s *stack.Stack
+	if base == "" {
+		dir := c.dataDir
+		if dir == "" {
+			d, err := os.MkdirTemp("", "livecore-bench-api-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(d)
+			dir = d
+		}
+		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		var err error
+		s, err = stack.Build(ctx, stack.Config{DataDir: dir, NoTemporal: !c.sagas, NoKafka: !c.kafka, Logger: quiet, KafkaPort: 0})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.Run(rctx) })
+		wg.Go(func() { _ = s.ServeHTTP(rctx, ln) })
+		defer func() { cancel(); wg.Wait() }()
+		base, key = "http://"+ln.Addr().String(), s.DemoKeys["checkout"]
+	}
+	if key == "" {
+		return fmt.Errorf("--key is required with --url")
+	}
+	run := time.Now().UnixNano()
+	payment := ""
+	if c.payment {
+		payment = `,"payment":{"method":"card","card_token":"tok_visa_approve"}`
+	}
+	body := []byte(`{"customer_id":"cus_bench","currency":"USD","items":[{"sku":"TSHIRT-RED-M","quantity":1,"unit_price":{"amount":"19.99","currency":"USD"}},{"sku":"MUG-01","quantity":2,"unit_price":{"amount":"12.50","currency":"USD"}}]` + payment + `}`)
+	var seq struct {
+		sync.Mutex
+		n int
+	}
+	cfg := loadgen.Config{Request: func(ctx context.Context, _ int) (*http.Request, error) {
+		seq.Lock()
+		seq.n++
+		n := seq.n
+		seq.Unlock()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/orders", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d-%d", run, n))
+		return req, nil
+	}}
+
+	fmt.Fprintf(out, "livecore bench api: POST /v1/orders, open loop, %d CPUs, target %s (sagas %v, kafka %v, payment %v)\n",
+		runtime.NumCPU(), base, c.sagas || c.url != "", c.kafka || c.url != "", c.payment)
+	maxRate := c.rate * 2
+	if c.rate == 0 {
+		fmt.Fprintln(out, "search (sustained: all accepted, none dropped, p99 <= "+c.maxP99.String()+"):")
+		best, _, err := loadgen.FindMax(ctx, cfg, loadgen.SearchConfig{Start: c.start, Limit: c.limit, Trial: c.trial, MaxP99: c.maxP99},
+			func(t loadgen.Trial) {
+				mark := "no"
+				if t.Sustained {
+					mark = "yes"
+				}
+				fmt.Fprintf(out, "  %s  sustained %s\n", t.Summary(), mark)
+			})
+		if err != nil {
+			return err
+		}
+		if best == 0 {
+			return fmt.Errorf("not even %.0f orders/s was sustained", c.start)
+		}
+		maxRate = best
+		fmt.Fprintf(out, "maximum sustained: %.0f orders/s\n", maxRate)
+	}
+	half := maxRate / 2
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "at half (%.0f orders/s for %s):\n  %s\n", half, c.duration, res.Summary())
+	rss := loadgen.PeakRSS()
+	who := "this process (load generator only)"
+	if s != nil {
+		who = "this process (product + load generator)"
+		st := s.Service.Stats()
+		fmt.Fprintf(out, "  event store: %d commands, %d appends, %d events\n", st.Commands, st.Appends, st.Events)
+	}
+	fmt.Fprintf(out, "peak RSS (VmHWM) of %s: %.0f MiB\n", who, float64(rss)/(1<<20))
+	return nil
+}
