@@ -23,7 +23,8 @@ type Spec[R any] struct {
 	Indexes []string         // CREATE INDEX statements with {{table}}
 }
 
-// table is the Table of s: DDL derived from the field types.
+// Table is the projection Table of s: DDL derived from the field types
+// (*int64 fields are BIGINT, *string fields TEXT, all NOT NULL).
 func (s Spec[R]) Table() Table {
 	var r R
 	var b strings.Builder
