@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -169,17 +170,28 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request})
 	if err != nil {
 		return err
 	}
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	defer func() {
+		per := cpu / time.Duration(max(res.Accepted, 1))
+		fmt.Fprintf(out, "CPU of this process at half load: %s for %d orders = %s per order (capacity of %d idle cores at this cost: ~%.0f orders/s)\n",
+			cpu.Round(time.Millisecond), res.Accepted, per.Round(time.Microsecond), runtime.NumCPU(), float64(runtime.NumCPU())*float64(time.Second)/float64(max(per, 1)))
+	}()
 	fmt.Fprintf(out, "at half (%.0f orders/s for %s):\n  %s\n", half, c.duration, res.Summary())
 	rss := loadgen.PeakRSS()
 	who := "this process (load generator only)"
 	if s != nil {
 		who = "this process (product + load generator)"
-		st := s.Service.Stats()
-		fmt.Fprintf(out, "  event store: %d commands, %d appends, %d events\n", st.Commands, st.Appends, st.Events)
+		ps := s.Store.Stats()
+		fmt.Fprintf(out, "  event store (whole run): %d appends, %d events, %d group commits (fsyncs): %.1f appends per fsync\n",
+			ps.Appends, ps.Events, ps.Commits, float64(ps.Appends)/float64(max(ps.Commits, 1)))
 	}
 	fmt.Fprintf(out, "peak RSS (VmHWM) of %s: %.0f MiB\n", who, float64(rss)/(1<<20))
 	return nil
