@@ -8,6 +8,7 @@ import (
 
 	"github.com/livecore/livecore/internal/testenv"
 	"github.com/livecore/livecore/projections"
+	"github.com/livecore/livecore/projections/journal"
 	"github.com/livecore/livecore/projections/readmodels"
 )
 
@@ -48,7 +49,7 @@ func killUntilCaughtUp(t *testing.T, db *projections.DB, src projections.Source,
 	var last int64
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		r, err := projections.NewRunner(projections.Config{DB: db, Source: src, Projections: projs, BatchSize: 10 + rng.IntN(60)})
+		r, err := projections.NewRunner(projections.Config{DB: db, Source: src, Projections: projs, BatchSize: 20 + rng.IntN(100)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,13 +82,13 @@ func killUntilCaughtUp(t *testing.T, db *projections.DB, src projections.Source,
 }
 
 // TestKilledProjectorsWithSerializationFailuresEqualRebuild is the read
-// models' exactly-once test on PostgreSQL: projectors stopped at random
+// models' and the journal's exactly-once test on PostgreSQL: projectors stopped at random
 // moments while a quarter of commits fail with 40001 must leave exactly
 // the rows a clean rebuild from position 1 produces (0 differing rows).
 // The clean builds on PostgreSQL and SQLite must agree too.
 func TestKilledProjectorsWithSerializationFailuresEqualRebuild(t *testing.T) {
-	store, reg, head := history(t, 5, 250)
-	projs := readmodels.All(reg)
+	store, reg, head := history(t, 5, 150)
+	projs := append(readmodels.All(reg), journal.Projection{Registry: reg})
 
 	live := openPostgres(t)
 	r, _ := projections.NewRunner(projections.Config{DB: live, Source: store, Projections: projs})
@@ -123,8 +124,8 @@ func TestKilledProjectorsWithSerializationFailuresEqualRebuild(t *testing.T) {
 // TestKilledProjectorsEqualRebuildSQLite is the same on SQLite (one
 // writer, no serialization failures): random stops only.
 func TestKilledProjectorsEqualRebuildSQLite(t *testing.T) {
-	store, reg, head := history(t, 6, 250)
-	projs := readmodels.All(reg)
+	store, reg, head := history(t, 6, 150)
+	projs := append(readmodels.All(reg), journal.Projection{Registry: reg})
 	live := openSQLite(t)
 	r, _ := projections.NewRunner(projections.Config{DB: live, Source: store, Projections: projs})
 	if err := r.Migrate(context.Background()); err != nil {
