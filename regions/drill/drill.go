@@ -153,6 +153,15 @@ func (c *Config) setDefaults() error {
 			return err
 		}
 		c.WorkDir = d
+		return nil
+	}
+	// A drill starts from nothing: old region data or an old control
+	// plane in the directory would be another history.
+	if err := os.MkdirAll(c.WorkDir, 0o755); err != nil {
+		return err
+	}
+	if ents, err := os.ReadDir(c.WorkDir); err != nil || len(ents) > 0 {
+		return fmt.Errorf("drill: work dir %s must be empty or new (%d entries, %v)", c.WorkDir, len(ents), err)
 	}
 	return nil
 }

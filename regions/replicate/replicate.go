@@ -369,11 +369,12 @@ func header(rec *kgo.Record, k string) string {
 // conflicts rejected; what got appended releases held successors.
 func (r *Replicator) apply(ctx context.Context, batch []heldEvent) error {
 	for len(batch) > 0 {
-		// Events of a stream that already has held events wait behind them.
+		// Events of a stream beyond its lowest held event wait behind it;
+		// an earlier one (the missing predecessor, or one before it) goes.
 		r.mu.Lock()
 		ready := batch[:0:0]
 		for _, h := range batch {
-			if len(r.held[h.env.StreamID]) > 0 {
+			if q := r.held[h.env.StreamID]; len(q) > 0 && h.env.Version > q[0].env.Version {
 				r.holdLocked(h)
 				continue
 			}
@@ -425,7 +426,7 @@ func (r *Replicator) apply(ctx context.Context, batch []heldEvent) error {
 				r.mu.Lock()
 			}
 			for _, h := range ready[re.Index+1:] {
-				if h.env.StreamID == bad.env.StreamID {
+				if h.env.StreamID == bad.env.StreamID && h.env.Version > bad.env.Version {
 					r.holdLocked(h)
 				} else {
 					rest = append(rest, h)
