@@ -325,7 +325,7 @@ func Run(ctx context.Context, cfg Config) error {
 			fail <- fmt.Errorf("checkout driver: %w", err)
 		}
 	})
-	wg.Go(func() { n.drv.run(rctx, 8) })
+	wg.Go(func() { n.drv.run(rctx, 32) })
 	n.state.Store("ok")
 	log.Info("region node serving", "addr", ln.Addr().String(), "durability", cfg.Durability.String(), "kafka_namespace", cfg.KafkaNamespace)
 
