@@ -47,9 +47,9 @@ type Backend struct {
 	// Drops keeps the commercial terms of live drops (price, window),
 	// which the inventory aggregate does not hold (required).
 	Drops DropStore
-	// ReservationTTL is how long a drop purchase's order is expected to be
-	// paid for; informational for now (default 15 minutes).
-	ReservationTTL time.Duration
+	// Audit serves /v1/audit/verify, journal, journal.csv and stream
+	// state; nil leaves those routes out.
+	Audit *Audit
 }
 
 func (b *Backend) validate() error {
@@ -70,8 +70,8 @@ func (b *Backend) validate() error {
 	if b.Region == "" {
 		b.Region = "local"
 	}
-	if b.ReservationTTL == 0 {
-		b.ReservationTTL = 15 * time.Minute
+	if b.Audit != nil {
+		return b.Audit.validate()
 	}
 	return nil
 }

@@ -30,6 +30,9 @@ func (s *Server) routes() {
 	s.handle("POST /v1/drops", s.handleOpenDrop, RoleCheckout, RoleOps)
 	s.handle("POST /v1/drops/{id}/buy", s.handleBuy, RoleCheckout)
 	s.handle("GET /v1/audit/streams/{stream}/events", s.handleStreamEvents, RoleFinance)
+	if s.backend.Audit != nil {
+		s.auditRoutes()
+	}
 }
 
 func newOrder() *order.Order { return &order.Order{} }
@@ -377,6 +380,9 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, 
 	if err != nil {
 		return Internal(err)
 	}
+	if err := s.addPayment(r, &view); err != nil {
+		return err
+	}
 	view.Consistency = written(w, pos)
 	if location != "" {
 		w.Header().Set("Location", location)
@@ -394,8 +400,31 @@ func (s *Server) handleGetOrder(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	view := orderView(mustTenant(r), &o, version, consistency{Position: pos, Source: sourceEventStore})
+	if err := s.addPayment(r, &view); err != nil {
+		return err
+	}
 	SetPosition(w, pos)
-	return writeJSON(w, http.StatusOK, orderView(mustTenant(r), &o, version, consistency{Position: pos, Source: sourceEventStore}))
+	return writeJSON(w, http.StatusOK, view)
+}
+
+// addPayment fills the order's payment amounts from its payment (the
+// checkout saga's payment ID is the order ID): authorized, captured and
+// refunded as the provider calls recorded them.
+func (s *Server) addPayment(r *http.Request, v *orderJSON) error {
+	if v.Payment == nil {
+		return nil
+	}
+	err := appQuery(s, r, payment.StreamID(v.ID), func() *payment.Payment { return &payment.Payment{} }, func(p *payment.Payment, version uint64) {
+		if version == 0 || !p.Authorized().IsValid() {
+			return
+		}
+		v.Payment.Authorized, v.Payment.Captured, v.Payment.Refunded = MoneyOf(p.Authorized()), MoneyOf(p.Captured()), MoneyOf(p.Refunded())
+	})
+	if err != nil {
+		return Internal(err)
+	}
+	return nil
 }
 
 // ownOrder reads the order ID from the path and checks the order is the

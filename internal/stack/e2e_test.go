@@ -312,6 +312,52 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	}
 	p.want(t, call{method: "GET", path: "/v1/audit/streams/order-" + card.ID + "/events?limit=1", key: finance, strict: true}, 200)
 
+	// Audit: the log verifies, the journal (a read model) waits for the
+	// position of the order's confirmation, the CSV export, state as of.
+	var ver struct {
+		OK            bool   `json:"ok"`
+		CheckedEvents uint64 `json:"checked_events"`
+	}
+	p.want(t, call{method: "GET", path: "/v1/audit/verify", key: finance, strict: true}, 200).json(t, &ver)
+	if !ver.OK || ver.CheckedEvents == 0 {
+		t.Fatalf("verify: %+v", ver)
+	}
+	var cardNow orderResp
+	p.want(t, call{method: "GET", path: "/v1/orders/" + card.ID, key: finance, strict: true}, 200).json(t, &cardNow)
+	var jr struct {
+		Entries []struct {
+			OrderID *string `json:"order_id"`
+			Lines   []struct {
+				Debit, Credit struct{ Amount string }
+			}
+		} `json:"entries"`
+		Consistency struct {
+			Position uint64
+			Source   string
+		} `json:"consistency"`
+	}
+	p.want(t, call{method: "GET", path: "/v1/audit/journal?limit=1000", key: finance, strict: true,
+		header: map[string]string{"X-Livecore-Min-Position": fmt.Sprint(cardNow.Consistency.Position)}}, 200).json(t, &jr)
+	if jr.Consistency.Source != "read_model" || jr.Consistency.Position < cardNow.Consistency.Position || len(jr.Entries) == 0 {
+		t.Fatalf("journal: %+v", jr)
+	}
+	csv := p.want(t, call{method: "GET", path: "/v1/audit/journal.csv", key: finance, strict: true}, 200)
+	if !bytes.HasPrefix(csv.body, []byte("position,line,")) {
+		t.Fatalf("journal.csv: %.200s", csv.body)
+	}
+	var st struct {
+		Version uint64 `json:"version"`
+		State   struct {
+			Status string `json:"Status"`
+		} `json:"state"`
+	}
+	p.want(t, call{method: "GET", path: "/v1/audit/streams/order-" + card.ID + "/state?position=" + fmt.Sprint(card.Consistency.Position), key: finance, strict: true}, 200).json(t, &st)
+	if st.Version != 2 {
+		t.Fatalf("state as of the create: %+v", st)
+	}
+	p.want(t, call{method: "GET", path: "/v1/audit/streams/order-" + card.ID + "/state", key: finance, strict: true}, 422)
+	t.Logf("audit: verify ok over %d events; journal %d entries at position %d (read model, waited for %d); csv %d bytes", ver.CheckedEvents, len(jr.Entries), jr.Consistency.Position, cardNow.Consistency.Position, len(csv.body))
+
 	// After confirmation: refund, shipment, return.
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/refunds", key: finance, idem: nextKey("rf"), strict: true,
 		body: map[string]any{"amount": map[string]any{"amount": "5.00", "currency": "USD"}, "reason": "damaged"}}, 202)
@@ -509,6 +555,7 @@ func testTenantIsolation(t *testing.T, p *product, checkout, ops, finance string
 		{"GET", "/v1/audit/streams/order-" + ord.ID + "/events", nil},
 		{"GET", "/v1/audit/streams/inventory-demo%2F" + secretSKU + "@main/events", nil},
 		{"GET", "/v1/plans/" + ord.ID, nil},
+		{"GET", "/v1/audit/streams/order-" + ord.ID + "/state?position=1", nil},
 		{"GET", "/v1/inventory/" + secretSKU, nil},
 		{"POST", "/v1/drops/" + drop.ID + "/buy", map[string]any{"customer_id": "c1", "quantity": 1}},
 	}
@@ -558,13 +605,25 @@ func testTenantIsolation(t *testing.T, p *product, checkout, ops, finance string
 		leaks++
 		t.Errorf("intruder opening a drop of %s: %d %s", secretSKU, r.status, r.body)
 	}
+	// The journal and its export: the intruder's own (empty) books.
+	for _, path := range []string{"/v1/audit/journal", "/v1/audit/journal.csv", "/v1/audit/verify"} {
+		r := p.do(t, call{method: "GET", path: path, key: keys["finance"], strict: true})
+		for _, sec := range secrets {
+			if r.status != 200 || bytes.Contains(r.body, []byte(sec)) {
+				leaks++
+				t.Errorf("intruder GET %s: %d %s", path, r.status, r.body)
+				break
+			}
+		}
+		tried++
+	}
 	tried += 2
 	appended := countEvents(t, p, intruder) - before
 	// Only the intruder's own stock receipt may have been appended.
 	foreign := countEvents(t, p, func(e event.Envelope) bool {
 		return e.Metadata.Tenant == "intruder" && e.StreamID != "inventory-intruder/"+secretSKU+"@main"
 	})
-	t.Logf("tenant isolation: %d requests with another tenant's keys (3 roles x %d endpoints + 2 own-namespace writes): %d leaks; %d events appended (all in the intruder's own stock stream: %v)", tried, len(probes), leaks, appended, foreign == 0)
+	t.Logf("tenant isolation: %d requests with another tenant's keys (3 roles x %d endpoints + 2 own-namespace writes + journal, csv, verify): %d leaks; %d events appended (all in the intruder's own stock stream: %v)", tried, len(probes), leaks, appended, foreign == 0)
 	if foreign != 0 {
 		t.Errorf("%d intruder events outside its own stock stream", foreign)
 	}

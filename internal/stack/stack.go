@@ -27,6 +27,7 @@ import (
 	"github.com/livecore/livecore/domain/app"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/projections"
+	"github.com/livecore/livecore/projections/journal"
 	"github.com/livecore/livecore/projections/readmodels"
 	"github.com/livecore/livecore/workflows"
 	"github.com/livecore/livecore/workflows/dispatcher"
@@ -139,7 +140,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	s.closers = append(s.closers, s.ReadDB.Close)
 	if s.Runner, err = projections.NewRunner(projections.Config{
-		DB: s.ReadDB, Source: s.Store, Projections: readmodels.All(s.Registry), Registerer: s.Metrics, Logger: log,
+		DB: s.ReadDB, Source: s.Store, Projections: append(readmodels.All(s.Registry), journal.Projection{Registry: s.Registry}), Registerer: s.Metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
