@@ -159,10 +159,11 @@ func crashWriter(ctx context.Context, s event.Appender, spec crashSpec, w int) {
 
 // child is a running child process and its stdout lines.
 type child struct {
-	cmd   *exec.Cmd
-	lines chan string
-	done  chan struct{}
-	err   error
+	cmd    *exec.Cmd
+	lines  chan string
+	done   chan struct{}
+	err    error
+	stderr string // unless killed
 }
 
 func startChild(t *testing.T, spec crashSpec) *child {
@@ -187,13 +188,29 @@ func startChild(t *testing.T, spec crashSpec) *child {
 		}
 		io.Copy(io.Discard, stdout)
 		c.err = cmd.Wait()
-		if stderr.Len() > 0 && !strings.Contains(c.err.Error(), "killed") {
-			t.Logf("child stderr: %s", stderr.String())
+		if stderr.Len() > 0 && (c.err == nil || !strings.Contains(c.err.Error(), "killed")) {
+			c.stderr = stderr.String()
 		}
 		close(c.lines)
 		close(c.done)
 	}()
 	return c
+}
+
+// wait waits for the child to exit; if it does not within d, it is sent
+// SIGQUIT (its goroutines go to stderr) and the test fails.
+func (c *child) wait(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(d):
+		_ = c.cmd.Process.Signal(syscall.SIGQUIT)
+		<-c.done
+		t.Fatalf("child did not exit within %v; stderr:\n%s", d, c.stderr)
+	}
+	if c.stderr != "" {
+		t.Logf("child stderr:\n%s", c.stderr)
+	}
 }
 
 func (c *child) kill() {
@@ -283,10 +300,10 @@ func testCrash(t *testing.T, tg target, kills int) {
 	killing := time.Since(start)
 
 	// Drain: a last child publishes what the store has, then exits.
-	spec.Drain = true
+	spec.Drain, spec.PauseAt = true, 0
 	c := startChild(t, spec)
 	l := c.waitLine("DRAINED", 2*time.Minute)
-	<-c.done
+	c.wait(t, 30*time.Second)
 	if l == "" {
 		t.Fatalf("drain child: no DRAINED line (exit: %v)", c.err)
 	}
