@@ -34,6 +34,16 @@ func (f *faultCounts) add(kind string) {
 	f.n[kind]++
 }
 
+func (f *faultCounts) total() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, v := range f.n {
+		n += v
+	}
+	return n
+}
+
 func (f *faultCounts) String() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -253,6 +263,9 @@ func testFaults(t *testing.T, versions *kversion.Versions) {
 	t.Logf("faults injected: %s", &faults)
 	t.Logf("events %d, commits believed %d, ambiguous commits found committed on restart %d, sessions %d, runs %d (stops: %v); false commits %d, torn transactions %d; records %d, missing %d, duplicates %d, out of order %d",
 		h, believed.Load(), landedAnyway.Load(), sessions.Load(), runs.Load(), runErrs, falseCommits.Load(), torn, c.records, c.missing(t, store, h), c.duplicates(), c.outOfOrder)
+	if faults.total() < 10 {
+		t.Errorf("only %d faults injected; the run proves little", faults.total())
+	}
 	if falseCommits.Load() != 0 || torn != 0 {
 		t.Errorf("false commits %d, torn transactions %d; want 0, 0", falseCommits.Load(), torn)
 	}
