@@ -101,8 +101,9 @@ func readCheckpoint(ctx context.Context, cl *kgo.Client, topic, key string) (cp 
 
 // ReadCheckpoint returns the committed checkpoint of the bridge that cfg
 // configures (cfg.Brokers, Region or Name, Topics.Checkpoint, ClientOpts);
-// the zero Checkpoint when it has published nothing. It does not fence the
-// bridge: an open transaction of a running bridge is not waited for.
+// the zero Checkpoint when it has published nothing. It does not fence a
+// running bridge; it waits (read_committed) for the bridge's open
+// transaction, if any, to end, and returns the checkpoint as of then.
 func ReadCheckpoint(ctx context.Context, cfg Config) (Checkpoint, error) {
 	cfg.setDefaults()
 	if len(cfg.Brokers) == 0 {
