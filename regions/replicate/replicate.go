@@ -121,7 +121,7 @@ func (c *Config) setDefaults() {
 func (c Config) Validate() error {
 	var errs []error
 	if c.Store == nil || c.Checker == nil {
-		errs = append(errs, errors.New("Store and Checker are required"))
+		errs = append(errs, errors.New("a store and a checker are required"))
 	}
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("no brokers"))
