@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -27,6 +26,11 @@ import (
 // the event store recognises its events.
 type LocalIdempotencyStore struct {
 	db *sql.DB
+
+	// Prepared once (SQLite's parser is a visible cost per request).
+	prepOnce           sync.Once
+	prepErr            error
+	selectStmt, upsert *sql.Stmt
 
 	mu       sync.Mutex
 	inFlight map[IdemKey]*localInFlight
@@ -80,6 +84,31 @@ func (s *LocalIdempotencyStore) Migrate(ctx context.Context) error {
 func (s *LocalIdempotencyStore) Close() error {
 	close(s.stop)
 	s.wg.Wait()
+	for _, st := range []*sql.Stmt{s.selectStmt, s.upsert} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return nil
+}
+
+// prepare prepares the statements after Migrate made the table.
+func (s *LocalIdempotencyStore) prepare(ctx context.Context) error {
+	s.prepOnce.Do(func() {
+		s.selectStmt, s.prepErr = s.db.PrepareContext(ctx, `SELECT fingerprint, expires_at, status, headers, body FROM http_idempotency
+			WHERE tenant = $1 AND idem_key = $2 AND state = 'completed' AND expires_at > $3`)
+		if s.prepErr != nil {
+			return
+		}
+		s.upsert, s.prepErr = s.db.PrepareContext(ctx, `INSERT INTO http_idempotency (tenant, idem_key, fingerprint, state, lock_token, locked_until, expires_at, status, headers, body)
+			VALUES ($1, $2, $3, 'completed', NULL, 0, $4, $5, $6, $7)
+			ON CONFLICT (tenant, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'completed',
+			lock_token = NULL, locked_until = 0, expires_at = excluded.expires_at, status = excluded.status,
+			headers = excluded.headers, body = excluded.body`)
+	})
+	if s.prepErr != nil {
+		return fmt.Errorf("idempotency: prepare: %w", s.prepErr)
+	}
 	return nil
 }
 
@@ -168,9 +197,10 @@ func (s *LocalIdempotencyStore) load(ctx context.Context, k IdemKey, now time.Ti
 		headers sql.NullString
 		body    []byte
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT fingerprint, expires_at, status, headers, body FROM http_idempotency
-		WHERE tenant = $1 AND idem_key = $2 AND state = 'completed' AND expires_at > $3`,
-		string(k.Tenant), k.Key, micros(now)).Scan(&fp, &expAt, &status, &headers, &body)
+	if err := s.prepare(ctx); err != nil {
+		return nil, err
+	}
+	err := s.selectStmt.QueryRowContext(ctx, string(k.Tenant), k.Key, micros(now)).Scan(&fp, &expAt, &status, &headers, &body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -309,11 +339,23 @@ func (s *LocalIdempotencyStore) writer() {
 	}
 }
 
-func (s *LocalIdempotencyStore) commit(batch []*localWrite) error {
-	var q strings.Builder
-	q.WriteString(`INSERT INTO http_idempotency (tenant, idem_key, fingerprint, state, lock_token, locked_until, expires_at, status, headers, body) VALUES `)
-	args := make([]any, 0, len(batch)*8)
-	for i, w := range batch {
+func (s *LocalIdempotencyStore) commit(batch []*localWrite) (err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.prepare(ctx); err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("idempotency complete: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	st := tx.StmtContext(ctx, s.upsert)
+	for _, w := range batch {
 		h, err := json.Marshal(w.rec.resp.Header)
 		if err != nil {
 			return fmt.Errorf("idempotency complete: headers: %w", err)
@@ -322,19 +364,11 @@ func (s *LocalIdempotencyStore) commit(batch []*localWrite) error {
 		if body == nil {
 			body = []byte{}
 		}
-		if i > 0 {
-			q.WriteString(", ")
+		if _, err := st.ExecContext(ctx, string(w.key.Tenant), w.key.Key, w.rec.fingerprint, micros(w.rec.expAt), w.rec.resp.Status, string(h), body); err != nil {
+			return fmt.Errorf("idempotency complete: %w", err)
 		}
-		n := len(args)
-		fmt.Fprintf(&q, "($%d, $%d, $%d, 'completed', NULL, 0, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
-		args = append(args, string(w.key.Tenant), w.key.Key, w.rec.fingerprint, micros(w.rec.expAt), w.rec.resp.Status, string(h), body)
 	}
-	q.WriteString(` ON CONFLICT (tenant, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint, state = 'completed',
-		lock_token = NULL, locked_until = 0, expires_at = excluded.expires_at, status = excluded.status,
-		headers = excluded.headers, body = excluded.body`)
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	if _, err := s.db.ExecContext(ctx, q.String(), args...); err != nil {
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("idempotency complete: %w", err)
 	}
 	return nil

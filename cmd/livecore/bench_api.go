@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/livecore/livecore/internal/fsyncbench"
 	"github.com/livecore/livecore/internal/loadgen"
 	"github.com/livecore/livecore/internal/stack"
 )
@@ -81,6 +84,7 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	base, key := strings.TrimRight(c.url, "/"), c.key
 	var s *stack.Stack
 	if base == "" {
+		softMemoryLimit()
 		dir := c.dataDir
 		if dir == "" {
 			d, err := os.MkdirTemp("", "livecore-bench-api-")
@@ -170,6 +174,13 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	fsyncDir := ""
+	if s != nil {
+		fsyncDir = filepath.Join(s.DataDir(), "fsync-probe")
+		if fr, err := fsyncbench.Measure(fsyncDir, 200); err == nil {
+			fmt.Fprintf(out, "raw fsync of the data dir's disk before: %s\n", fr)
+		}
+	}
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request})
@@ -185,6 +196,11 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 			cpu.Round(time.Millisecond), res.Accepted, per.Round(time.Microsecond), runtime.NumCPU(), float64(runtime.NumCPU())*float64(time.Second)/float64(max(per, 1)))
 	}()
 	fmt.Fprintf(out, "at half (%.0f orders/s for %s):\n  %s\n", half, c.duration, res.Summary())
+	if fsyncDir != "" {
+		if fr, err := fsyncbench.Measure(fsyncDir, 200); err == nil {
+			fmt.Fprintf(out, "raw fsync of the data dir's disk after: %s\n", fr)
+		}
+	}
 	rss := loadgen.PeakRSS()
 	who := "this process (load generator only)"
 	if s != nil {
@@ -195,4 +211,13 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "peak RSS (VmHWM) of %s: %.0f MiB\n", who, float64(rss)/(1<<20))
 	return nil
+}
+
+// softMemoryLimit sets the Go runtime's soft memory limit to 768 MiB unless
+// GOMEMLIMIT is set: the GC then works harder as the heap nears it instead
+// of letting it double (GOGC) under a backlog of requests.
+func softMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(768 << 20)
+	}
 }

@@ -76,6 +76,7 @@ func runDev(ctx context.Context, c devConfig) error {
 		}
 	}
 	start := time.Now()
+	softMemoryLimit()
 	c.stack.Logger = log
 	s, err := stack.Build(ctx, c.stack)
 	if err != nil {

@@ -224,3 +224,6 @@ func freePort() (int, error) {
 // SagasWired reports whether the stack runs the saga worker and
 // dispatcher (workflows/), without which orders stop at checkout_started.
 func (s *Stack) SagasWired() bool { return s.Dispatcher != nil }
+
+// DataDir is the directory holding every part's data.
+func (s *Stack) DataDir() string { return s.cfg.DataDir }
