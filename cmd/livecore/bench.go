@@ -25,7 +25,7 @@ func newBenchCmd() *cobra.Command {
 Figures on shared 2-core machines are noisy: compare numbers from one run, and
 take medians over several runs.`,
 	}
-	cmd.AddCommand(newBenchFsyncCmd(), newBenchEventStoreCmd(), newBenchBridgeCmd())
+	cmd.AddCommand(newBenchFsyncCmd(), newBenchEventStoreCmd(), newBenchBridgeCmd(), newBenchProjectionsCmd(), newBenchAuditCmd())
 	cmd.AddCommand(newBenchAPICmd())
 	return cmd
 }
