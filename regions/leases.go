@@ -455,7 +455,7 @@ func (l *Leases) Release(ctx context.Context, home string, epoch, endPos uint64)
 
 // Fenced reports whether a home was taken away from this process while it
 // held it. A fenced process takes no lease again: it must restart, which
-// reconciles its log with the cut (Reconcile), to rejoin.
+// reconciles its log with the cut (FindStaleTail, regions/node), to rejoin.
 func (l *Leases) Fenced() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -41,9 +41,10 @@
 //     bridge's final checkpoint after a forced failover). Replicators accept
 //     an event only if its writer owned the event's home at the event's
 //     origin position (Validator); an event beyond the cut is rejected and
-//     counted, wherever it comes from. A returning old owner truncates its
-//     own log to the cut before it starts (Reconcile), keeping the rejected
-//     tail aside for the loss report.
+//     counted, wherever it comes from. A returning old owner finds the
+//     events it wrote beyond its cut (FindStaleTail) and moves them out of
+//     its log before it publishes anything (regions/node), keeping them
+//     aside as the loss report.
 //
 // The new owner starts writing only after it has replicated everything up
 // to the cut, so no accepted write of the old owner can ever follow a write

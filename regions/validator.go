@@ -130,7 +130,7 @@ type LogReader interface {
 	event.HeadReader
 }
 
-// StaleTail is what Reconcile found in a region's own log: events it wrote
+// StaleTail is what FindStaleTail found in a region's own log: events it wrote
 // that fall outside its epochs (beyond a cut), which the rest of the world
 // rejected. After a forced failover these are exactly the events that were
 // not replicated: the region's loss.

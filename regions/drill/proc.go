@@ -165,16 +165,19 @@ func (p *proc) wait(ctx context.Context) error {
 // stop asks the process to exit (SIGTERM, after SIGCONT in case it is
 // stopped) and kills it if it has not after grace.
 func (p *proc) stop(grace time.Duration) {
-	if p.pid() == 0 {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	if done == nil || p.pid() == 0 {
 		return
 	}
 	p.signal(syscall.SIGCONT)
 	p.signal(syscall.SIGTERM)
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if p.wait(ctx) != nil {
+	select {
+	case <-done:
+	case <-time.After(grace):
 		p.signal(syscall.SIGKILL)
-		p.wait(context.Background())
+		<-done
 	}
 }
 
