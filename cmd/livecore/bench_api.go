@@ -177,6 +177,7 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	fsyncDir := ""
 	if s != nil {
 		fsyncDir = filepath.Join(s.DataDir(), "fsync-probe")
+		_ = os.MkdirAll(fsyncDir, 0o755)
 		if fr, err := fsyncbench.Measure(fsyncDir, 200); err == nil {
 			fmt.Fprintf(out, "raw fsync of the data dir's disk before: %s\n", fr)
 		}

@@ -140,7 +140,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	s.closers = append(s.closers, s.ReadDB.Close)
 	if s.Runner, err = projections.NewRunner(projections.Config{
-		DB: s.ReadDB, Source: s.Store, Projections: append(readmodels.All(s.Registry), journal.Projection{Registry: s.Registry}), Registerer: s.Metrics, Logger: log,
+		DB: s.ReadDB, Source: lingerSource{s.Store, projectionLinger}, Projections: append(readmodels.All(s.Registry), journal.Projection{Registry: s.Registry}), Registerer: s.Metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
