@@ -127,6 +127,7 @@ func TestSagasOnRealTemporal(t *testing.T) {
 		w.PlaceOrder(t, "oos-1", sagatest.Line{SKU: "A", Qty: 1, Price: "10.00"}, sagatest.Line{SKU: "C", Qty: 1, Price: "1.00"})
 		w.StartCheckout(t, "oos-1", order.MethodCard, order.PlanKind{})
 		if res := s.checkout("oos-1"); res.Outcome != checkout.OutcomeOutOfStock {
+			t.Logf("runs: %d, types %v", s.countRuns(checkout.WorkflowID("oos-1")), w.Types(t, "order-oos-1"))
 			t.Fatalf("%+v", res)
 		}
 		if n := w.PSP.Effects("oos-1", ""); n != 0 {
@@ -161,6 +162,19 @@ func TestSagasOnRealTemporal(t *testing.T) {
 		if n := w.PSP.Calls("order/lost-1/authorize"); n < 2 {
 			t.Fatalf("authorize called %d times: the lost answer was not retried", n)
 		}
+		s.record("checkout-provider-retry", checkout.WorkflowID("lost-1"))
+	})
+
+	t.Run("BNPL first installment declined is compensated", func(t *testing.T) {
+		w.Tokens.Set("bnpl-decl", "tok_decline_insufficient_funds")
+		s.placeAndChoose("bnpl-decl", "50.00", order.MethodBNPL, order.PlanPayIn4)
+		if res := s.checkout("bnpl-decl"); res.Outcome != checkout.OutcomeDeclined {
+			t.Fatalf("%+v", res)
+		}
+		if p := w.Plan(t, "bnpl-decl"); p.Status() != financing.StatusRefunded {
+			t.Fatalf("plan %s", p.Status())
+		}
+		s.record("checkout-bnpl-declined", checkout.WorkflowID("bnpl-decl"))
 	})
 
 	t.Run("lost parcel is refunded", func(t *testing.T) {
@@ -233,6 +247,32 @@ func TestSagasOnRealTemporal(t *testing.T) {
 			t.Errorf("card-1 payment %s", p.Status())
 		}
 	})
+}
+
+// TestLocalProviderAndAbandonOnRealTemporal runs provider calls as local
+// activities, and lets an order without a payment choice be abandoned.
+func TestLocalProviderAndAbandonOnRealTemporal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Temporal server")
+	}
+	opts := checkout.Options{ChoiceTimeout: time.Second}
+	opts.Steps = testOptions
+	opts.Steps.LocalProvider = true
+	s := newStack(t, stackOptions{Checkout: opts})
+	s.stock()
+	s.placeAndChoose("local-1", "10.00", order.MethodCard, order.PlanKind{})
+	if res := s.checkout("local-1"); res.Outcome != checkout.OutcomeConfirmed {
+		t.Fatalf("%+v", res)
+	}
+	s.placeAndChoose("gone-1", "10.00", order.PaymentMethod{}, order.PlanKind{})
+	if res := s.checkout("gone-1"); res.Outcome != checkout.OutcomeAbandoned {
+		t.Fatalf("%+v", res)
+	}
+	if o := s.world.Order(t, "gone-1"); o.Status() != order.StatusCancelled {
+		t.Fatalf("order %s", o.Status())
+	}
+	s.record("checkout-card-local-provider", checkout.WorkflowID("local-1"))
+	s.record("checkout-abandoned", checkout.WorkflowID("gone-1"))
 }
 
 // TestAuthorizationExpiryOnRealTemporal shortens the hold's margin so the

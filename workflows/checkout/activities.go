@@ -48,6 +48,8 @@ type OrderView struct {
 	Choice     *Choice      `json:"choice,omitempty"`
 	Total      money.Money  `json:"total,omitzero"`
 	Lines      []order.Line `json:"lines"`
+	// CancelReason is the reason of the order's cancellation, if it was.
+	CancelReason string `json:"cancel_reason,omitempty"`
 }
 
 // LoadOrder reads the order. An order that was never placed is rejected.
@@ -71,7 +73,77 @@ func (a *Activities) LoadOrder(ctx context.Context, orderID string) (OrderView, 
 	if v.OrderID == "" {
 		return OrderView{}, steps.Reject(fmt.Errorf("order %s: %w", orderID, order.ErrNotPlaced))
 	}
+	if v.Status == order.StatusCancelled.String() {
+		envs, err := a.Events.ReadStream(ctx, order.StreamID(orderID), 1, 0)
+		if err != nil {
+			return OrderView{}, fmt.Errorf("read order %s: %w", orderID, err)
+		}
+		for _, env := range envs {
+			if env.Type != order.TypeOrderCancelled {
+				continue
+			}
+			ev, err := a.Registry.DecodeEnvelope(env)
+			if err != nil {
+				return OrderView{}, fmt.Errorf("read order %s: %w", orderID, err)
+			}
+			v.CancelReason = ev.(*order.OrderCancelled).Reason
+		}
+	}
 	return v, nil
+}
+
+// HandOff is what a confirmed order's hand-over needs, rebuilt from the
+// aggregates.
+type HandOff struct {
+	// Fulfilling: the order is already split into shipments, so its
+	// fulfillment started; nothing to rebuild.
+	Fulfilling bool                   `json:"fulfilling,omitempty"`
+	Payment    steps.Hold             `json:"payment"`
+	PlanID     string                 `json:"plan_id,omitempty"`
+	Shipments  []fulfillment.Shipment `json:"shipments,omitempty"`
+}
+
+// RebuildHandOff rebuilds the hand-over of a confirmed order from its
+// payment and its open reservations. Errors: steps.TypeRejected when the
+// reservations cannot tell where the goods are.
+func (a *Activities) RebuildHandOff(ctx context.Context, orderID string) (HandOff, error) {
+	var h HandOff
+	if err := steps.Query(ctx, a.Ports, domfulfillment.StreamID(orderID), func() *domfulfillment.Fulfillment { return &domfulfillment.Fulfillment{} },
+		func(f *domfulfillment.Fulfillment) { h.Fulfilling = f.IsSplit() }); err != nil || h.Fulfilling {
+		return h, err
+	}
+	var lines []order.Line
+	var total money.Money
+	if err := steps.Order(ctx, a.Ports, orderID, func(o *order.Order) {
+		total = o.Total()
+		for _, l := range o.Lines() {
+			lines = append(lines, l.Line)
+		}
+	}); err != nil {
+		return h, err
+	}
+	if err := steps.Payment(ctx, a.Ports, orderID, func(pm *payment.Payment) {
+		h.Payment = steps.Hold{PaymentID: orderID, ProviderRef: pm.ProviderRef(), Method: pm.Method(), Amount: pm.Authorized(), ExpiresAt: pm.ExpiresAt()}
+	}); err != nil {
+		return h, err
+	}
+	if h.Payment.Method == payment.MethodBNPL {
+		h.PlanID = orderID
+	}
+	at := map[string]inventory.Location{}
+	for _, n := range needs(lines) {
+		loc, err := a.reservedAt(ctx, orderID, n.sku)
+		if err != nil {
+			return h, err
+		}
+		if loc.IsZero() {
+			return h, steps.Reject(fmt.Errorf("order %s: no open reservation of %s", orderID, n.sku))
+		}
+		at[n.sku] = loc
+	}
+	var err error
+	h.Shipments, err = planShipments(lines, total, a.Locations, at)
+	return h, err
 }
 
 // StockInput names an order's lines for reserving or releasing.

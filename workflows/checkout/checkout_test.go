@@ -322,3 +322,46 @@ func TestFailureAtEachStepIsCompensated(t *testing.T) {
 		})
 	}
 }
+
+// TestRerunFindsTheOrderWhereItLeftIt covers a saga whose local activities
+// run again after the server refused a workflow task's completion (a
+// signal arrived meanwhile): it meets the order as its lost attempt left
+// it, and must neither stop short of the hand-over nor misreport.
+func TestRerunFindsTheOrderWhereItLeftIt(t *testing.T) {
+	t.Run("confirmed, not handed over", func(t *testing.T) {
+		env, w := world(t, "o1", "10.00")
+		w.Confirm(t, "o1", order.MethodCard, order.PlanKind{})
+		res, err := run(t, env, checkout.Input{OrderID: "o1"})
+		if err != nil || res.Outcome != checkout.OutcomeConfirmed || len(res.Shipments) != 2 || res.Payment == nil {
+			t.Fatalf("%+v %v", res, err)
+		}
+		if n := w.Count(t, "fulfillment-o1", "fulfillment.order_split.v1"); n != 1 {
+			t.Fatalf("fulfillment not started: %v", w.Types(t, "fulfillment-o1"))
+		}
+		if n := w.PSP.Effects("o1", sandbox.OpAuthorize); n != 1 {
+			t.Fatalf("%d authorizations", n)
+		}
+	})
+	t.Run("confirmed and fulfilling", func(t *testing.T) {
+		env, w := world(t, "o1", "10.00")
+		in := w.Confirm(t, "o1", order.MethodCard, order.PlanKind{})
+		if err := w.Activities(t).Fulfillment.SplitOrder(context.Background(), fulfillment.SplitInput{OrderID: "o1", Shipments: in.Shipments, At: w.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := run(t, env, checkout.Input{OrderID: "o1"})
+		if err != nil || res.Outcome != checkout.OutcomeAlreadyConfirmed {
+			t.Fatalf("%+v %v", res, err)
+		}
+	})
+	t.Run("cancelled by the saga", func(t *testing.T) {
+		env, w := world(t, "o1", "10.00")
+		w.StartCheckout(t, "o1", order.MethodCard, order.PlanKind{})
+		if err := w.Activities(t).Checkout.CancelOrder(context.Background(), checkout.CancelInput{OrderID: "o1", Reason: "out_of_stock: no B", At: w.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := run(t, env, checkout.Input{OrderID: "o1"})
+		if err != nil || res.Outcome != checkout.OutcomeOutOfStock || res.Reason != "no B" {
+			t.Fatalf("%+v %v", res, err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package checkout
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -48,14 +49,25 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 	if err := steps.Local(ctx, a.LoadOrder, in.OrderID).Get(ctx, &o); err != nil {
 		return res, err
 	}
+	// A workflow task whose completion the server refuses (a signal came
+	// in meanwhile) runs again from the last recorded one, and its local
+	// activities run again: so this saga may meet the order as it left it.
+	// Every step is idempotent by its business key; what needs care is
+	// where the order already is.
 	switch o.Status {
 	case order.StatusPlaced.String(), order.StatusCheckoutStarted.String():
 	case order.StatusCancelled.String():
-		res.Outcome, status.Stage = OutcomeCancelled, StageDone
+		// Cancelled by this saga (the reason starts with the outcome) or by
+		// someone else: nothing is held any more.
+		res.Outcome, res.Reason = OutcomeCancelled, o.CancelReason
+		if outcome, reason, ok := strings.Cut(o.CancelReason, ": "); ok && knownOutcome(outcome) {
+			res.Outcome, res.Reason = outcome, reason
+		}
+		status.Stage, status.Outcome = StageDone, res.Outcome
 		return res, nil
 	default:
-		res.Outcome, status.Stage = OutcomeAlreadyConfirmed, StageDone
-		return res, nil
+		// Confirmed: make sure the hand-over happened.
+		return resumeHandOff(ctx, in, res, &status)
 	}
 	choice := o.Choice
 	if choice == nil {
@@ -67,7 +79,7 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 	}
 	if choice == nil {
 		status.Stage = StageCompensate
-		err := steps.LocalCompensation(ctx, a.CancelOrder, CancelInput{OrderID: in.OrderID, Tenant: in.Tenant, Reason: "checkout abandoned", At: now()}).Get(ctx, nil)
+		err := steps.LocalCompensation(ctx, a.CancelOrder, CancelInput{OrderID: in.OrderID, Tenant: in.Tenant, Reason: OutcomeAbandoned + ": no payment choice in time", At: now()}).Get(ctx, nil)
 		res.Outcome, status.Stage, status.Outcome = OutcomeAbandoned, StageDone, OutcomeAbandoned
 		return res, err
 	}
@@ -165,23 +177,66 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 
 	// 5. The hand-over.
 	status.Stage = StageHandingOff
+	if err := handOff(ctx, in, &res); err != nil {
+		return fail(err)
+	}
+	res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
+	return res, nil
+}
+
+// handOff starts the fulfillment workflow and, for BNPL, the installment
+// schedule: children that outlive the saga (ParentClosePolicy ABANDON),
+// each under its business ID, once.
+func handOff(ctx workflow.Context, in Input, res *Result) error {
 	res.FulfillmentID = fulfillment.WorkflowID(in.OrderID)
-	started := []workflow.ChildWorkflowFuture{workflow.ExecuteChildWorkflow(handOff(ctx, res.FulfillmentID), fulfillment.Fulfill, fulfillment.Input{
-		OrderID: in.OrderID, Tenant: in.Tenant, Payment: hold, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment,
+	started := []workflow.ChildWorkflowFuture{workflow.ExecuteChildWorkflow(childOptions(ctx, res.FulfillmentID), fulfillment.Fulfill, fulfillment.Input{
+		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment,
 	})}
 	if res.PlanID != "" {
 		res.ScheduleID = bnpl.WorkflowID(res.PlanID)
-		started = append(started, workflow.ExecuteChildWorkflow(handOff(ctx, res.ScheduleID), bnpl.Schedule, bnpl.Input{
+		started = append(started, workflow.ExecuteChildWorkflow(childOptions(ctx, res.ScheduleID), bnpl.Schedule, bnpl.Input{
 			PlanID: res.PlanID, OrderID: in.OrderID, Tenant: in.Tenant, Options: in.Options.Schedule,
 		}))
 	}
 	for _, f := range started {
 		if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !isAlreadyStarted(err) {
-			return fail(err)
+			return err
 		}
+	}
+	return nil
+}
+
+// resumeHandOff finishes the saga of an order found confirmed: by this saga
+// in a workflow task whose record was lost, or before this run. It
+// rebuilds the hand-over from the aggregates and starts what is missing;
+// it never compensates a confirmed order.
+func resumeHandOff(ctx workflow.Context, in Input, res Result, status *Status) (Result, error) {
+	var a *Activities
+	res.Outcome, status.Stage = OutcomeAlreadyConfirmed, StageHandingOff
+	var h HandOff
+	if err := steps.Local(ctx, a.RebuildHandOff, in.OrderID).Get(ctx, &h); err != nil {
+		workflow.GetLogger(ctx).Warn("confirmed order: hand-over not rebuilt", "order", in.OrderID, "error", err)
+		status.Stage, status.Outcome = StageDone, res.Outcome
+		return res, nil
+	}
+	if h.Fulfilling {
+		status.Stage, status.Outcome = StageDone, res.Outcome
+		return res, nil
+	}
+	res.Payment, res.PlanID, res.Shipments = &h.Payment, h.PlanID, h.Shipments
+	if err := handOff(ctx, in, &res); err != nil {
+		return res, err
 	}
 	res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
 	return res, nil
+}
+
+func knownOutcome(s string) bool {
+	switch s {
+	case OutcomeOutOfStock, OutcomeDeclined, OutcomeCreditDeclined, OutcomeAbandoned, OutcomeCancelled:
+		return true
+	}
+	return false
 }
 
 // awaitChoice waits for the customer's payment choice; nil after timeout.
@@ -201,9 +256,9 @@ func methodOf(c *Choice) payment.Method {
 	return payment.MethodCard
 }
 
-// handOff starts a workflow that outlives the saga (ParentClosePolicy
+// childOptions start a workflow that outlives the saga (ParentClosePolicy
 // ABANDON) under its business ID, once.
-func handOff(ctx workflow.Context, id string) workflow.Context {
+func childOptions(ctx workflow.Context, id string) workflow.Context {
 	return workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:            id,
 		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,

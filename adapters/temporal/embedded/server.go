@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	sdkclient "go.temporal.io/sdk/client"
@@ -47,6 +48,28 @@ type Config struct {
 	// event store, not Temporal, is the record, and sagas are rebuilt from
 	// aggregates' state.
 	Durable bool
+	// MaxConns is the number of SQLite connections per database file.
+	// Default 1: SQLite has one writer per file, and with 4 connections the
+	// server's writers queued on SQLite's file lock (busy-waiting) instead
+	// of on the pool; one connection ran one-activity workflows about 3x
+	// faster here (workflows.BenchSagas).
+	MaxConns int
+	// VisibilityInMemory keeps the visibility store (workflow listing and
+	// counting) in memory even when DBPath is set: cheaper, but workflows
+	// started before a restart are then only found by ID.
+	VisibilityInMemory bool
+	// DynamicConfig overrides server dynamic-config keys
+	// ("matching.numTaskqueueReadPartitions": 1), on top of the defaults
+	// set by Start.
+	DynamicConfig map[string]any
+}
+
+// VisibilityPath is the SQLite file of the visibility store of the server
+// persisted at dbPath: visibility (workflow listing) lives in its own file
+// with its own connection, so its writes (one or more per workflow run)
+// never wait behind workflow-state writes for SQLite's single writer lock.
+func VisibilityPath(dbPath string) string {
+	return strings.TrimSuffix(dbPath, filepath.Ext(dbPath)) + "-visibility" + filepath.Ext(dbPath)
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = "warn"
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 1
 	}
 }
 
@@ -96,25 +122,43 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if c.FrontendPort != 0 {
 		ports[0] = c.FrontendPort
 	}
-	sqlCfg := config.SQL{
-		PluginName:        sqliteplugin.PluginName,
-		ConnectAttributes: map[string]string{"journal_mode": "wal", "synchronous": "1"},
-		DatabaseName:      c.DBPath,
-		MaxConns:          envInt("LC_MAXCONNS", 4),
-		MaxIdleConns:      envInt("LC_MAXCONNS", 4),
+	// Both stores tuned for the one-writer-per-file SQLite: WAL, one
+	// connection each (see MaxConns), a 32 MiB page cache so hot history
+	// pages are not re-read from the OS, temporary tables in memory.
+	pragmas := map[string]string{
+		"journal_mode": "wal", "synchronous": "1", "busy_timeout": "10000", "cache_size": "-32768", "temp_store": "2",
 	}
 	if c.Durable {
-		sqlCfg.ConnectAttributes["synchronous"] = "2"
+		pragmas["synchronous"] = "2"
 	}
+	store := func(name string) config.SQL {
+		attrs := map[string]string{"mode": "rwc"}
+		for k, v := range pragmas {
+			attrs[k] = v
+		}
+		return config.SQL{PluginName: sqliteplugin.PluginName, ConnectAttributes: attrs, DatabaseName: name, MaxConns: c.MaxConns, MaxIdleConns: c.MaxConns}
+	}
+	var sqlCfg, visCfg config.SQL
 	if c.Ephemeral {
-		sqlCfg.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
-		sqlCfg.DatabaseName = fmt.Sprintf("livecore-%d", time.Now().UnixNano())
-		sqlCfg.MaxConns, sqlCfg.MaxIdleConns = 1, 1
+		name := fmt.Sprintf("livecore-%d", time.Now().UnixNano())
+		sqlCfg = config.SQL{PluginName: sqliteplugin.PluginName, ConnectAttributes: map[string]string{"mode": "memory", "cache": "shared"}, DatabaseName: name, MaxConns: 1, MaxIdleConns: 1}
+		visCfg = sqlCfg
+		visCfg.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		visCfg.DatabaseName = name + "-visibility"
 	} else {
-		sqlCfg.ConnectAttributes["mode"] = "rwc"
-		if _, err := os.Stat(c.DBPath); errors.Is(err, os.ErrNotExist) {
-			if err := sqliteschema.SetupSchema(&sqlCfg); err != nil {
-				return nil, fmt.Errorf("temporal: schema: %w", err)
+		sqlCfg, visCfg = store(c.DBPath), store(VisibilityPath(c.DBPath))
+		if c.VisibilityInMemory {
+			visCfg.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+			visCfg.DatabaseName = fmt.Sprintf("livecore-%d-visibility", time.Now().UnixNano())
+		}
+		for _, sc := range []*config.SQL{&sqlCfg, &visCfg} {
+			if sc.ConnectAttributes["mode"] == "memory" {
+				continue
+			}
+			if _, err := os.Stat(sc.DatabaseName); errors.Is(err, os.ErrNotExist) {
+				if err := sqliteschema.SetupSchema(sc); err != nil {
+					return nil, fmt.Errorf("temporal: schema of %s: %w", sc.DatabaseName, err)
+				}
 			}
 		}
 	}
@@ -129,10 +173,10 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		ListenAddress: net.JoinHostPort(c.IP, strconv.Itoa(ports[1])), HandlerPath: "/metrics",
 	}}
 	cfg.Persistence = config.Persistence{
-		DefaultStore:     sqliteplugin.PluginName,
-		VisibilityStore:  sqliteplugin.PluginName,
+		DefaultStore:     "sqlite-default",
+		VisibilityStore:  "sqlite-visibility",
 		NumHistoryShards: 1,
-		DataStores:       map[string]config.DataStore{sqliteplugin.PluginName: {SQL: &sqlCfg}},
+		DataStores:       map[string]config.DataStore{"sqlite-default": {SQL: &sqlCfg}, "sqlite-visibility": {SQL: &visCfg}},
 	}
 	cfg.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
@@ -183,9 +227,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
-			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
-		}),
+		temporal.WithDynamicConfigClient(dynamicConfig(c.DynamicConfig)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: new server: %w", err)
@@ -264,9 +306,18 @@ func freePorts(ip string, n int) ([]int, error) {
 	return out, nil
 }
 
-func envInt(k string, d int) int {
-	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
-		return v
+// dynamicConfig is the server's dynamic configuration: Start's defaults,
+// then the caller's overrides.
+func dynamicConfig(overrides map[string]any) dynamicconfig.StaticClient {
+	m := dynamicconfig.StaticClient{
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
+		// One partition per task queue: a single-node server gains
+		// nothing from four, and tasks and polls then always meet.
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  []dynamicconfig.ConstrainedValue{{Value: 1}},
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): []dynamicconfig.ConstrainedValue{{Value: 1}},
 	}
-	return d
+	for k, v := range overrides {
+		m[dynamicconfig.MakeKey(k)] = []dynamicconfig.ConstrainedValue{{Value: v}}
+	}
+	return m
 }
