@@ -47,6 +47,9 @@ type Backend struct {
 	// Drops keeps the commercial terms of live drops (price, window),
 	// which the inventory aggregate does not hold (required).
 	Drops DropStore
+	// Positions, if set, is the tracker wrapping the store App appends to:
+	// writes then learn their position without reading it back.
+	Positions *PositionTracker
 	// Audit serves /v1/audit/verify, journal, journal.csv and stream
 	// state; nil leaves those routes out.
 	Audit *Audit
@@ -220,6 +223,11 @@ func (s *Server) ownStream(r *http.Request, stream string, nf error) error {
 func (s *Server) positionOf(ctx context.Context, stream string, v uint64) (uint64, error) {
 	if v == 0 {
 		return s.backend.Head.Head(ctx)
+	}
+	if t := s.backend.Positions; t != nil {
+		if p, ok := t.take(stream, v); ok {
+			return p, nil
+		}
 	}
 	envs, err := s.backend.Events.ReadStream(ctx, stream, v, 1)
 	if err != nil {

@@ -92,7 +92,7 @@ func (s *Stack) buildAPI(ctx context.Context) error {
 	)
 	cfg.Backend = &httpapi.Backend{
 		App: s.Service, Events: s.Store, Head: s.Store, Registry: s.Registry, Region: s.cfg.Region,
-		Tokens: s.Commerce, Drops: s.Commerce,
+		Tokens: s.Commerce, Drops: s.Commerce, Positions: s.positions,
 		Audit: &httpapi.Audit{Log: s.Store, ReadDB: s.ReadDB, Position: s.Runner.Position, WaitFor: s.Runner.WaitFor},
 	}
 	if s.API, err = httpapi.New(cfg); err != nil {

@@ -92,6 +92,8 @@ type Stack struct {
 	PSP        *sandbox.Sandbox
 	Dispatcher *dispatcher.Dispatcher
 
+	positions *httpapi.PositionTracker
+
 	closers []func() error
 	loops   []namedLoop
 }
@@ -131,7 +133,8 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
 	s.closers = append(s.closers, s.Store.Close)
-	if s.Service, err = app.New(app.Config{Store: s.Store, Registry: s.Registry}); err != nil {
+	s.positions = httpapi.NewPositionTracker()
+	if s.Service, err = app.New(app.Config{Store: s.positions.Wrap(s.Store), Registry: s.Registry}); err != nil {
 		return nil, err
 	}
 
