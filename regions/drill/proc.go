@@ -146,22 +146,6 @@ func (p *proc) signal(sig syscall.Signal) error {
 	return p.cmd.Process.Signal(sig)
 }
 
-// wait waits for the process to exit (or ctx).
-func (p *proc) wait(ctx context.Context) error {
-	p.mu.Lock()
-	done := p.done
-	p.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // stop asks the process to exit (SIGTERM, after SIGCONT in case it is
 // stopped) and kills it if it has not after grace.
 func (p *proc) stop(grace time.Duration) {
