@@ -13,7 +13,9 @@ import (
 
 // BenchmarkSagas runs BenchSagas once (use -benchtime=1x) and reports
 // sagas per second and placed-to-confirmed latency beside the trivial
-// workflow rate. LIVECORE_BENCH_ORDERS sets the orders per variant.
+// workflow rate. Knobs: LIVECORE_BENCH_ORDERS (orders per variant),
+// LIVECORE_BENCH_VARIANT (0 or 1 only), LIVECORE_BENCH_PERSIST_VISIBILITY=1,
+// LIVECORE_BENCH_GOGC, LIVECORE_BENCH_PARTITIONS, LIVECORE_BENCH_MAXCONNS.
 //
 //	go test -run '^$' -bench Sagas -benchtime=1x ./workflows/
 func BenchmarkSagas(b *testing.B) {
@@ -24,7 +26,13 @@ func BenchmarkSagas(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("LIVECORE_BENCH_VARIANT")); err == nil {
 		cfg.Variants = []int{v}
 	}
-	cfg.Temporal.VisibilityInMemory = os.Getenv("LIVECORE_BENCH_VISIBILITY_IN_MEMORY") == "1"
+	cfg.PersistVisibility = os.Getenv("LIVECORE_BENCH_PERSIST_VISIBILITY") == "1"
+	if n, err := strconv.Atoi(os.Getenv("LIVECORE_BENCH_GOGC")); err == nil {
+		cfg.GCPercent = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("LIVECORE_BENCH_PARTITIONS")); err == nil {
+		cfg.Temporal.DynamicConfig = map[string]any{"matching.numTaskqueueReadPartitions": n, "matching.numTaskqueueWritePartitions": n}
+	}
 	if n, err := strconv.Atoi(os.Getenv("LIVECORE_BENCH_MAXCONNS")); err == nil {
 		cfg.Temporal.MaxConns = n
 	}
