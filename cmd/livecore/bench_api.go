@@ -94,7 +94,9 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 			defer os.RemoveAll(d)
 			dir = d
 		}
-		quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+		// Warnings and errors only: one line per request would cost more
+		// than the request.
+		quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		var err error
 		s, err = stack.Build(ctx, stack.Config{DataDir: dir, NoTemporal: !c.sagas, NoKafka: !c.kafka, Logger: quiet, KafkaPort: 0})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // driver "sqlite"
@@ -196,10 +197,48 @@ func writeKeysFile(path, tenant string, keys map[string]string) error {
 	return os.Rename(tmp, path)
 }
 
+// maxConns bounds the API's open connections: past it, new connections
+// wait in the listen backlog. A flood of clients then costs latency, not
+// the file descriptors the event store needs (an event store that cannot
+// open a file stops, by design).
+const maxConns = 4096
+
 // ServeHTTP serves the API on ln until ctx ends, then shuts down
 // gracefully (in-flight requests finish; /readyz turns 503 first).
 func (s *Stack) ServeHTTP(ctx context.Context, ln net.Listener) error {
-	return s.API.Serve(ctx, ln, httpapi.ServeOptions{Grace: 10 * time.Second})
+	return s.API.Serve(ctx, limitListener(ln, maxConns), httpapi.ServeOptions{Grace: 10 * time.Second})
+}
+
+// limitListener accepts at most n connections at once.
+func limitListener(ln net.Listener, n int) net.Listener {
+	return &limitedListener{Listener: ln, sem: make(chan struct{}, n)}
+}
+
+type limitedListener struct {
+	net.Listener
+	sem chan struct{}
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	l.sem <- struct{}{}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // checkpointAPIDB checkpoints api.db's WAL every interval (PASSIVE: it
