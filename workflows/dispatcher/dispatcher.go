@@ -78,9 +78,10 @@ type Config struct {
 	// Checkout is passed to every checkout saga (timeouts, provider
 	// options).
 	Checkout checkout.Options
-	// Eager asks for eager workflow start (the first workflow task runs on
-	// this process's worker, skipping a round trip through matching).
-	// Default true; set NoEager to turn it off.
+	// NoEager turns off eager workflow start, which is on by default: the
+	// first workflow task of a started saga runs on this process's worker
+	// (if Client has one with a free slot), skipping a round trip through
+	// matching.
 	NoEager bool
 	// Logger; default slog.Default().
 	Logger *slog.Logger
