@@ -127,7 +127,9 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 		sync.Mutex
 		n int
 	}
-	cfg := loadgen.Config{Request: func(ctx context.Context, _ int) (*http.Request, error) {
+	client := loadgen.NewClient() // one pool of connections for every run
+	defer client.CloseIdleConnections()
+	cfg := loadgen.Config{Client: client, Request: func(ctx context.Context, _ int) (*http.Request, error) {
 		seq.Lock()
 		seq.n++
 		n := seq.n
@@ -186,7 +188,7 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	}
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request})
+	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request, Client: client})
 	if err != nil {
 		return err
 	}

@@ -104,7 +104,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.MaxInFlight = 4096
 	}
 	if cfg.Client == nil {
+		// A client of its own: its connections go with the run (runs
+		// that each left 1,024 idle connections behind would run the
+		// process out of file descriptors).
 		cfg.Client = NewClient()
+		defer cfg.Client.CloseIdleConnections()
 	}
 	n := int(cfg.Rate * cfg.Duration.Seconds())
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
@@ -311,9 +315,13 @@ func procStatusKB(path, field string) int64 {
 
 // Summary is a one-line description of r.
 func (r Result) Summary() string {
+	first := ""
+	if r.FirstErr != "" {
+		first = "; first failure: " + r.FirstErr
+	}
 	return fmt.Sprintf("offered %6.0f/s  accepted %7.0f/s  (%d/%d, failed %d, dropped %d)  p50 %7s  p99 %7s  p99.9 %7s  max %7s",
 		r.Rate, r.AcceptedPerSec(), r.Accepted, r.Offered, r.Failed, r.Dropped,
-		round(r.Quantile(0.5)), round(r.Quantile(0.99)), round(r.Quantile(0.999)), round(r.Quantile(1)))
+		round(r.Quantile(0.5)), round(r.Quantile(0.99)), round(r.Quantile(0.999)), round(r.Quantile(1))) + first
 }
 
 func round(d time.Duration) time.Duration {
