@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -230,3 +231,26 @@ func (s *Stack) SagasWired() bool { return s.Dispatcher != nil }
 
 // DataDir is the directory holding every part's data.
 func (s *Stack) DataDir() string { return s.cfg.DataDir }
+
+// WaitCaughtUp waits until every read model has applied, and the Kafka
+// bridge has published, the log up to its head as of the call, for at most
+// timeout.
+func (s *Stack) WaitCaughtUp(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	head, err := s.Store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range append(readmodels.All(s.Registry), journal.Projection{Registry: s.Registry}) {
+		if err := s.Runner.WaitFor(ctx, p.Name(), head); err != nil {
+			return fmt.Errorf("%s: %w", p.Name(), err)
+		}
+	}
+	if s.Bridge != nil {
+		if err := s.Bridge.WaitPublished(ctx, head); err != nil {
+			return fmt.Errorf("kafka bridge: %w", err)
+		}
+	}
+	return nil
+}
