@@ -40,6 +40,9 @@ type PlanView struct {
 	Due money.Money `json:"due,omitzero"`
 	// PayoffQuote is what paying off costs at that instant.
 	PayoffQuote money.Money `json:"payoff_quote,omitzero"`
+	// Delinquency is the plan's delinquency bucket at that instant
+	// ("current", "1-30", "31-60", "61-90", "90+").
+	Delinquency string `json:"delinquency,omitempty"`
 }
 
 // LoadPlanInput asks for the plan as of At.
@@ -63,6 +66,7 @@ func (a *Activities) LoadPlan(ctx context.Context, in LoadPlanInput) (PlanView, 
 		v.Closed = st == financing.StatusPaidOff || st == financing.StatusRefunded || st == financing.StatusChargedOff
 		v.Due = money.Zero(pl.Financed().Currency())
 		v.PayoffQuote = pl.PayoffQuote(in.At)
+		v.Delinquency = pl.Delinquency(in.At).String()
 		for _, inst := range pl.Installments() {
 			unpaid := inst.Unpaid()
 			v.Installments = append(v.Installments, InstallmentView{Number: inst.Number, DueAt: inst.DueAt, Unpaid: unpaid, FeeAssessed: inst.FeeAssessed})

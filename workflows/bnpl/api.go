@@ -99,6 +99,8 @@ type Status struct {
 	PlanID string `json:"plan_id"`
 	// PlanStatus is the plan aggregate's status ("active", "paid_off"...).
 	PlanStatus string `json:"plan_status"`
+	// Delinquency is the plan's bucket when it was last loaded.
+	Delinquency string `json:"delinquency,omitempty"`
 	// NextWake is when the workflow acts next (zero when done).
 	NextWake time.Time `json:"next_wake,omitzero"`
 	// Collected and Failed count this run's collection attempts.

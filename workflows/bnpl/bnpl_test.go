@@ -112,7 +112,7 @@ func TestUnpaidPlanDefaultsThenIsChargedOff(t *testing.T) {
 	w.Tokens.Set("o1", "tok_decline_do_not_honor")
 	st, runs := runAll(t, env, w, in, 10)
 	plan := w.Plan(t, "o1")
-	if plan.Status() != financing.StatusChargedOff || st.PlanStatus != "charged_off" || runs != 4 {
+	if plan.Status() != financing.StatusChargedOff || st.PlanStatus != "charged_off" || st.Delinquency != "90+" || runs != 4 {
 		t.Fatalf("plan %s, status %+v, %d runs", plan.Status(), st, runs)
 	}
 	if n := w.Count(t, financing.StreamID("o1"), financing.TypeDefaulted); n != 1 {

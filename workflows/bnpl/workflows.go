@@ -100,7 +100,7 @@ func (s *schedule) load(ctx workflow.Context, now time.Time) (PlanView, error) {
 	var a *Activities
 	var v PlanView
 	err := steps.Local(ctx, a.LoadPlan, LoadPlanInput{PlanID: s.in.PlanID, At: now}).Get(ctx, &v)
-	s.status.PlanStatus = v.Status
+	s.status.PlanStatus, s.status.Delinquency = v.Status, v.Delinquency
 	return v, err
 }
 
