@@ -220,3 +220,10 @@ func storedKey(key string) string {
 	sum := sha256.Sum256([]byte("livecore.idempotency-key.v1\x00" + key))
 	return hex.EncodeToString(sum[:])
 }
+
+// RequestIdempotency returns the IdemKey and fingerprint under which the
+// Server records a request (tenant, Idempotency-Key as sent, method, path,
+// body): for tests and tools that inspect or seed an IdempotencyStore.
+func RequestIdempotency(tenant TenantID, key, method, path string, body []byte) (IdemKey, string) {
+	return IdemKey{Tenant: tenant, Key: storedKey(key)}, fingerprint(method, path, body)
+}

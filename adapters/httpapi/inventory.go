@@ -209,7 +209,7 @@ func (s *Server) handleOpenDrop(w http.ResponseWriter, r *http.Request) error {
 	if req.Quantity < 1 || req.Quantity > 10_000_000 {
 		v.Add("quantity", "out_of_range", "must be from 1 to 10000000")
 	}
-	price := v.Money("price", req.Price)
+	price := v.MoneyInput("price", req.Price)
 	if price.IsValid() && price.IsNegative() {
 		v.Add("price.amount", "out_of_range", "must not be negative")
 	}

@@ -309,7 +309,7 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 		if it.Quantity < 1 || it.Quantity > 100_000 {
 			v.Add(p.Key("quantity"), "out_of_range", "must be from 1 to 100000")
 		}
-		price := v.Money(p.Key("unit_price"), it.UnitPrice)
+		price := v.MoneyInput(p.Key("unit_price"), it.UnitPrice)
 		if price.IsNegative() {
 			v.Add(p.Key("unit_price").Key("amount"), "negative", "must not be negative")
 		}
@@ -324,7 +324,7 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 		for i, a := range in {
 			p := name.Index(i)
 			checkLabel(&v, p.Key("label"), a.Label, 100)
-			m := v.Money(p.Key("amount"), a.Amount)
+			m := v.MoneyInput(p.Key("amount"), a.Amount)
 			if m.IsValid() && (m.IsNegative() || positive && m.IsZero()) {
 				v.Add(p.Key("amount").Key("amount"), "out_of_range", "must be positive")
 			}
@@ -651,7 +651,7 @@ func (s *Server) handleRefund(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var v Validator
-	amt := v.Money("amount", req.Amount)
+	amt := v.MoneyInput("amount", req.Amount)
 	if amt.IsValid() && !amt.IsPositive() {
 		v.Add("amount.amount", "out_of_range", "must be positive")
 	}

@@ -118,6 +118,17 @@ func (v *Validator) Money(field Path, in Money) money.Money {
 	return m
 }
 
+// MoneyInput is Money for the API's MoneyInput fields, which are never
+// negative: a leading '-' is refused (negative, and "-0" too: the spec
+// allows no sign) at field.amount.
+func (v *Validator) MoneyInput(field Path, in Money) money.Money {
+	if strings.HasPrefix(in.Amount, "-") {
+		v.Add(field.Key("amount"), "negative", "must not be negative (no sign)")
+		return money.Money{}
+	}
+	return v.Money(field, in)
+}
+
 func (v *Validator) addMoneyErr(field Path, in Money, err error) {
 	f := field.Key("amount")
 	switch {

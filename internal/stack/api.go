@@ -69,6 +69,7 @@ func (s *Stack) buildAPI(ctx context.Context) error {
 	// This process owns api.db: in-flight locks in memory, completed
 	// responses group-committed to the table (see LocalIdempotencyStore).
 	idem := httpapi.NewLocalIdempotencyStore(db)
+	s.Idempotency = idem
 	s.closers = append(s.closers, idem.Close)
 	s.Commerce = httpapi.NewSQLCommerceStore(db)
 	for _, m := range []interface{ Migrate(context.Context) error }{keyStore, idem, s.Commerce} {

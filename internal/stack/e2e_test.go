@@ -263,6 +263,31 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	}
 	p.want(t, call{method: "GET", path: "/v1/orders/ord_nope", key: checkout, strict: true}, 404)
 
+	// Money fuzzing: every bad amount is a 422 naming the field, never a
+	// 500, and appends nothing.
+	api := func(e event.Envelope) bool { return strings.HasPrefix(e.Metadata.Actor, "api_key/") }
+	before := countEvents(t, p, api)
+	bad := 0
+	for _, m := range []struct{ amount, currency string }{
+		{"-1.00", "USD"}, {"-0", "USD"}, {"NaN", "USD"}, {"Infinity", "USD"}, {"1e400", "USD"}, {"1.5", "JPY"}, {"1.005", "USD"},
+		{"12.30", "XYZ"}, {"12.30", "usd"}, {"", "USD"}, {"100000000000000", "USD"}, {"0x10", "USD"}, {" 1.00", "USD"}, {"1,00", "USD"},
+	} {
+		body := map[string]any{"currency": "USD", "items": []any{map[string]any{"sku": "MUG-01", "quantity": 1,
+			"unit_price": map[string]any{"amount": m.amount, "currency": m.currency}}}}
+		if m.currency == "JPY" {
+			body["currency"] = "JPY"
+		}
+		r := p.do(t, call{method: "POST", path: "/v1/orders", key: checkout, idem: nextKey("money"), body: body})
+		if r.status != 422 || !bytes.Contains(r.body, []byte("items[0].unit_price")) {
+			t.Errorf("amount %q %s: %d %s", m.amount, m.currency, r.status, r.body)
+		}
+		bad++
+	}
+	if n := countEvents(t, p, api) - before; n != 0 {
+		t.Fatalf("bad amounts appended %d events", n)
+	}
+	t.Logf("money fuzzing: %d bad amounts, all 422 with the field named, 0 events, 0 panics", bad)
+
 	// Confirmation: the dispatcher starts the checkout saga from the log;
 	// it reserves stock, authorizes the card or opens the plan and
 	// collects the first installment, and confirms.
@@ -490,12 +515,24 @@ func testIdempotency(t *testing.T, p *product, checkout string) {
 	other422 := cartBody(nil)
 	p.want(t, call{method: "POST", path: "/v1/orders", key: checkout, idem: key, body: other422, strict: true}, 422)
 	p.want(t, call{method: "POST", path: "/v1/orders", key: checkout, body: body}, 400)
-	// A 409 under load: a key in flight. Hold one request open by
-	// sending the same key while the first runs is racy; instead the
-	// parallel phase above counted them.
-	if conflicts == 0 {
-		t.Log("no 409 seen in the parallel phase (all arrived after the first completed)")
+	// 409 deterministically: a request with this key and body is in
+	// flight (its lock taken in the store, as a first request would), so
+	// the retry is told to wait; once it is released, the retry runs.
+	heldKey := nextKey("held")
+	raw, _ := json.Marshal(body)
+	ik, fp := httpapi.RequestIdempotency("demo", heldKey, "POST", "/v1/orders", raw)
+	now := time.Now()
+	if _, err := p.s.Idempotency.Begin(ctx, httpapi.BeginRequest{Key: ik, Fingerprint: fp, Lock: "held-by-test", Now: now, LockedUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
 	}
+	r409 := p.want(t, call{method: "POST", path: "/v1/orders", key: checkout, idem: heldKey, body: raw, strict: true}, 409)
+	if !bytes.Contains(r409.body, []byte("idempotency_key_in_use")) || r409.header.Get("Retry-After") == "" {
+		t.Fatalf("in flight: %v %s", r409.header, r409.body)
+	}
+	if err := p.s.Idempotency.Release(ctx, ik, "held-by-test"); err != nil {
+		t.Fatal(err)
+	}
+	p.want(t, call{method: "POST", path: "/v1/orders", key: checkout, idem: heldKey, body: raw, strict: true}, 201)
 	// Bad input stores nothing: the key can be used again for a good body.
 	badKey := nextKey("bad")
 	p.want(t, call{method: "POST", path: "/v1/orders", key: checkout, idem: badKey, body: map[string]any{"currency": "USD", "items": []any{}}}, 422)
@@ -508,10 +545,10 @@ func testIdempotency(t *testing.T, p *product, checkout string) {
 	if theirs.ID == first.ID || r.header.Get("Idempotent-Replayed") != "" || bytes.Contains(r.body, []byte(first.ID)) {
 		t.Fatalf("other tenant saw the first tenant's response: %s", r.body)
 	}
-	if got := countEvents(t, p, api) - after; got != 4 {
-		t.Fatalf("appended %d events after the parallel phase, want 4 (bad-key order and other tenant's order)", got)
+	if got := countEvents(t, p, api) - after; got != 6 {
+		t.Fatalf("appended %d events after the parallel phase, want 6 (held-key, bad-key and other tenant's orders)", got)
 	}
-	t.Logf("replay identical; same key other body 422; no key 400; rejected request left the key free; other tenant's same key: new order %s, 0 cross-tenant replays", theirs.ID)
+	t.Logf("replay identical; key in flight 409 with Retry-After, then 201 once released; same key other body 422; no key 400; rejected request left the key free; other tenant's same key: new order %s, 0 cross-tenant replays", theirs.ID)
 }
 
 // testTenantIsolation hits every /v1 endpoint with another tenant's keys

@@ -84,6 +84,8 @@ type Stack struct {
 	APIDB    *sql.DB
 	Keys     *httpapi.Keys
 	Commerce *httpapi.SQLCommerceStore
+	// Idempotency is the API's idempotency store.
+	Idempotency *httpapi.LocalIdempotencyStore
 	// DemoKeys are the demo tenant's keys by role ("checkout", "finance",
 	// "ops"), also in DemoKeysFile.
 	DemoKeys     map[string]string
