@@ -224,6 +224,27 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	if s != nil {
 		who = "this process (product + load generator)"
 		fmt.Fprintf(out, "peak RSS over the whole bench, search included: %.0f MiB\n", float64(max(peakAll, rss))/(1<<20))
+		if s.Dispatcher != nil {
+			// The sagas drain behind the API: how far they got by now.
+			confirmed, placed := 0, 0
+			for pos := uint64(1); ; {
+				envs, err := s.Store.ReadAll(ctx, pos, 10_000)
+				if err != nil || len(envs) == 0 {
+					break
+				}
+				for _, e := range envs {
+					switch e.Type {
+					case "order.confirmed.v1":
+						confirmed++
+					case "order.placed.v2":
+						placed++
+					}
+				}
+				pos = envs[len(envs)-1].Position + 1
+			}
+			ds := s.Dispatcher.Stats()
+			fmt.Fprintf(out, "  sagas: %d started by the dispatcher, %d of %d orders confirmed by the end of the run\n", ds.Started, confirmed, placed)
+		}
 		ps := s.Store.Stats()
 		fmt.Fprintf(out, "  event store (whole run): %d appends, %d events, %d group commits (fsyncs): %.1f appends per fsync\n",
 			ps.Appends, ps.Events, ps.Commits, float64(ps.Appends)/float64(max(ps.Commits, 1)))
