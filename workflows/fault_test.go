@@ -298,9 +298,13 @@ func TestWorkerKilledAfterProviderCall(t *testing.T) {
 			captured++
 		}
 	}
-	fmt.Printf("saga fault test: %d orders, %d worker processes, %d SIGKILLs right after a provider call, %v: "+
-		"%d duplicate charges, %d duplicate payment events, %d/%d payments fully captured\n",
-		orders, workers, kills, elapsed.Round(time.Millisecond), dupCharges, dupEvents, captured, orders)
+	marked, err := os.ReadDir(killDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("saga fault test: %d orders, %d worker processes, %d SIGKILLed right after a provider call returned "+
+		"(first call of %d idempotency keys), %v: %d duplicate charges, %d duplicate payment events, %d/%d payments fully captured\n",
+		orders, workers, kills, len(marked), elapsed.Round(time.Millisecond), dupCharges, dupEvents, captured, orders)
 	if kills < 20 {
 		t.Errorf("only %d kills", kills)
 	}
