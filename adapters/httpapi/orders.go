@@ -124,6 +124,15 @@ type paymentJSON struct {
 	Refunded   Money   `json:"refunded"`
 }
 
+// orderShipment is a parcel the fulfillment saga planned for the order.
+type orderShipment struct {
+	ID             string         `json:"id"`
+	Status         string         `json:"status"`
+	Items          []itemQuantity `json:"items"`
+	Carrier        *string        `json:"carrier"`
+	TrackingNumber *string        `json:"tracking_number"`
+}
+
 type orderJSON struct {
 	ID            string           `json:"id"`
 	CustomerID    *string          `json:"customer_id"`
@@ -137,6 +146,7 @@ type orderJSON struct {
 	TaxTotal      Money            `json:"tax_total"`
 	Total         Money            `json:"total"`
 	Payment       *paymentJSON     `json:"payment"`
+	Shipments     []orderShipment  `json:"shipments"`
 	CreatedAt     time.Time        `json:"created_at"`
 	UpdatedAt     time.Time        `json:"updated_at"`
 	Version       uint64           `json:"version"`
@@ -383,6 +393,9 @@ func (s *Server) writeOrder(w http.ResponseWriter, r *http.Request, status int, 
 	if err := s.addPayment(r, &view); err != nil {
 		return err
 	}
+	if err := s.addShipments(r, &view); err != nil {
+		return err
+	}
 	view.Consistency = written(w, pos)
 	if location != "" {
 		w.Header().Set("Location", location)
@@ -404,8 +417,38 @@ func (s *Server) handleGetOrder(w http.ResponseWriter, r *http.Request) error {
 	if err := s.addPayment(r, &view); err != nil {
 		return err
 	}
+	if err := s.addShipments(r, &view); err != nil {
+		return err
+	}
 	SetPosition(w, pos)
 	return writeJSON(w, http.StatusOK, view)
+}
+
+// addShipments lists the parcels the fulfillment saga planned (none before
+// the order is confirmed).
+func (s *Server) addShipments(r *http.Request, v *orderJSON) error {
+	v.Shipments = []orderShipment{}
+	err := appQuery(s, r, fulfillment.StreamID(v.ID), newFulfillment, func(f *fulfillment.Fulfillment, _ uint64) {
+		for _, sh := range f.Shipments() {
+			os := orderShipment{ID: sh.ID, Status: sh.Status.String(), Items: []itemQuantity{}}
+			for _, l := range sh.Lines {
+				os.Items = append(os.Items, itemQuantity{Line: l.Line, Quantity: l.Quantity})
+			}
+			if sh.Carrier != "" {
+				c := sh.Carrier
+				os.Carrier = &c
+			}
+			if sh.TrackingNumber != "" {
+				t := sh.TrackingNumber
+				os.TrackingNumber = &t
+			}
+			v.Shipments = append(v.Shipments, os)
+		}
+	})
+	if err != nil {
+		return Internal(err)
+	}
+	return nil
 }
 
 // addPayment fills the order's payment amounts from its payment (the
@@ -534,11 +577,13 @@ type shipmentJSON struct {
 
 func newFulfillment() *fulfillment.Fulfillment { return &fulfillment.Fulfillment{} }
 
-// handleShipment records a warehouse notification. "shipped" records the
-// shipped quantities on the order (OrderLinesFulfilled), which is what the
-// fulfillment saga captures payment for; "delivered" and "failed" move the
-// shipment of the order's fulfillment (split by the fulfillment saga):
-// before that split they are a conflict.
+// handleShipment records a warehouse report about one of the order's
+// shipments, as the fulfillment saga planned them (GET /v1/orders/{id}
+// lists them once the order is confirmed): "shipped" (the carrier took the
+// parcel: its amount is captured), "delivered", "failed" or "lost" (its
+// amount is refunded). The report is appended to the order's carrier
+// stream; the fulfillment saga acts on it. A repeated report appends
+// nothing.
 func (s *Server) handleShipment(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.ownOrder(r)
 	if err != nil {
@@ -550,13 +595,12 @@ func (s *Server) handleShipment(w http.ResponseWriter, r *http.Request) error {
 	}
 	var v Validator
 	checkID(&v, "shipment_id", req.ShipmentID)
-	var lines []order.LineQuantity
-	switch req.Status {
-	case "shipped":
-		lines = toLines(&v, "items", req.Items, true)
-	case "delivered", "failed":
-	default:
-		v.Add("status", "invalid_value", "must be shipped, delivered or failed")
+	carrierEvent := map[string]string{"shipped": "dispatched", "delivered": "delivered", "failed": "failed", "lost": "lost"}[req.Status]
+	if carrierEvent == "" {
+		v.Add("status", "invalid_value", "must be shipped, delivered, failed or lost")
+	}
+	if req.Items != nil {
+		toLines(&v, "items", req.Items, true)
 	}
 	for _, f := range []struct {
 		p Path
@@ -573,61 +617,84 @@ func (s *Server) handleShipment(w http.ResponseWriter, r *http.Request) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
-	at := req.OccurredAt.UTC().Truncate(time.Microsecond)
-	var pos uint64
-	value := money.Money{}
-	switch req.Status {
-	case "shipped":
-		_, pos, err = execute(s, r, order.StreamID(id), newOrder, s.command(r, ""), func(o *order.Order) ([]event.Event, error) {
-			return o.FulfillLines(req.ShipmentID, lines, at)
-		})
-		if err != nil {
-			return err
-		}
-		err = appQuery(s, r, order.StreamID(id), newOrder, func(o *order.Order, _ uint64) {
-			value = money.Zero(o.Currency())
-			ls := o.Lines()
-			for _, lq := range lines {
-				if lq.Line >= 1 && lq.Line <= len(ls) {
-					if a, err := ls[lq.Line-1].UnitPrice.MulInt(lq.Quantity); err == nil {
-						value, _ = value.Add(a)
-					}
-				}
-			}
-		})
-	default:
-		_, pos, err = execute(s, r, fulfillment.StreamID(id), newFulfillment, s.command(r, ""), func(f *fulfillment.Fulfillment) ([]event.Event, error) {
-			if !f.IsSplit() {
-				return nil, &Error{Code: CodeConflict, Message: "the order's shipments are not planned yet: report \"shipped\" first and retry once the fulfillment saga has split the order"}
-			}
-			if req.Status == "delivered" {
-				return f.Deliver(req.ShipmentID, at)
-			}
-			reason := "delivery failed"
-			if req.FailureReason != nil && *req.FailureReason != "" {
-				reason = *req.FailureReason
-			}
-			return f.FailDelivery(req.ShipmentID, reason, at)
-		})
-		if err != nil {
-			return err
-		}
-		err = appQuery(s, r, order.StreamID(id), newOrder, func(o *order.Order, _ uint64) { value = money.Zero(o.Currency()) })
-	}
-	if err != nil {
+	var (
+		planned fulfillment.ShipmentView
+		known   bool
+	)
+	if err := appQuery(s, r, fulfillment.StreamID(id), newFulfillment, func(f *fulfillment.Fulfillment, _ uint64) {
+		planned, known = f.Shipment(req.ShipmentID)
+	}); err != nil {
 		return Internal(err)
 	}
-	items := req.Items
-	if items == nil {
-		items = []itemQuantity{}
+	if !known {
+		return &Error{Code: CodeConflict, Message: "the order has no shipment " + req.ShipmentID + ": shipments are planned by the fulfillment saga once the order is confirmed (GET the order for their IDs)"}
 	}
-	resp := shipmentJSON{
+	items := make([]itemQuantity, 0, len(planned.Lines))
+	for _, l := range planned.Lines {
+		items = append(items, itemQuantity{Line: l.Line, Quantity: l.Quantity})
+	}
+	if req.Items != nil && !sameItems(req.Items, items) {
+		return &Error{Code: CodeConflict, Message: "shipment " + req.ShipmentID + " was planned with other items; send its planned items or none",
+			Fields: []FieldError{{Field: "items", Code: "mismatch", Message: "differs from the shipment's planned items"}}}
+	}
+	at := req.OccurredAt.UTC().Truncate(time.Microsecond)
+	rep := CarrierReported{OrderID: id, ShipmentID: req.ShipmentID, Event: carrierEvent, At: at}
+	if req.Carrier != nil {
+		rep.Carrier = *req.Carrier
+	}
+	if req.TrackingNumber != nil {
+		rep.TrackingNumber = *req.TrackingNumber
+	}
+	if req.FailureReason != nil {
+		rep.Reason = *req.FailureReason
+	}
+	_, pos, err := execute(s, r, CarrierStreamID(id), newCarrierReports, s.command(r, ""), func(c *carrierReports) ([]event.Event, error) {
+		return c.report(rep), nil
+	})
+	if err != nil {
+		return err
+	}
+	value := money.Money{}
+	if err := appQuery(s, r, order.StreamID(id), newOrder, func(o *order.Order, _ uint64) {
+		value = money.Zero(o.Currency())
+		ls := o.Lines()
+		for _, it := range items {
+			if it.Line >= 1 && it.Line <= len(ls) {
+				if a, err := ls[it.Line-1].UnitPrice.MulInt(it.Quantity); err == nil {
+					value, _ = value.Add(a)
+				}
+			}
+		}
+	}); err != nil {
+		return Internal(err)
+	}
+	capture := "pending" // captured by the saga on dispatch
+	if carrierEvent != "dispatched" {
+		capture = "not_applicable"
+	}
+	return writeJSON(w, http.StatusAccepted, shipmentJSON{
 		ID: req.ShipmentID, OrderID: id, Status: req.Status, Items: items,
 		Carrier: req.Carrier, TrackingNumber: req.TrackingNumber,
-		Capture:   captureJSON{Status: "pending", Amount: MoneyOf(value)},
+		Capture:   captureJSON{Status: capture, Amount: MoneyOf(value)},
 		UpdatedAt: at, Consistency: written(w, pos),
+	})
+}
+
+func sameItems(a, b []itemQuantity) bool {
+	if len(a) != len(b) {
+		return false
 	}
-	return writeJSON(w, http.StatusAccepted, resp)
+	m := map[int]int64{}
+	for _, x := range a {
+		m[x.Line] += x.Quantity
+	}
+	for _, y := range b {
+		if m[y.Line] != y.Quantity {
+			return false
+		}
+		delete(m, y.Line)
+	}
+	return len(m) == 0
 }
 
 type refundJSON struct {

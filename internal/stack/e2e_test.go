@@ -383,7 +383,8 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	p.want(t, call{method: "GET", path: "/v1/audit/streams/order-" + card.ID + "/state", key: finance, strict: true}, 422)
 	t.Logf("audit: verify ok over %d events; journal %d entries at position %d (read model, waited for %d); csv %d bytes", ver.CheckedEvents, len(jr.Entries), jr.Consistency.Position, cardNow.Consistency.Position, len(csv.body))
 
-	// After confirmation: refund, shipment, return.
+	// After confirmation: refund, then the shipment the fulfillment saga
+	// planned: shipped (the saga captures it), delivered; then a return.
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/refunds", key: finance, idem: nextKey("rf"), strict: true,
 		body: map[string]any{"amount": map[string]any{"amount": "5.00", "currency": "USD"}, "reason": "damaged"}}, 202)
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/refunds", key: checkout, idem: nextKey("rf"), strict: true,
@@ -391,13 +392,45 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/returns", key: checkout, idem: nextKey("rt"), strict: true,
 		body: map[string]any{"items": []any{map[string]any{"line": 1, "quantity": 1}}, "reason": "wrong size"}}, 409) // nothing shipped yet
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/shipments", key: ops, idem: nextKey("sh"), strict: true,
-		body: map[string]any{"shipment_id": "shp_1", "status": "shipped", "items": []any{map[string]any{"line": 1, "quantity": 2}}, "carrier": "UPS", "occurred_at": "2026-05-01T10:00:00Z"}}, 202)
+		body: map[string]any{"shipment_id": "shp_unplanned", "status": "shipped", "occurred_at": "2026-05-01T10:00:00Z"}}, 409)
+	type shippedOrder struct {
+		Items []struct {
+			FulfilledQuantity int64 `json:"fulfilled_quantity"`
+		} `json:"items"`
+		Payment struct {
+			Captured struct{ Amount string } `json:"captured"`
+		} `json:"payment"`
+		Shipments []struct {
+			ID, Status string
+		} `json:"shipments"`
+	}
+	poll := func(what string, done func(shippedOrder) bool) shippedOrder {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var o shippedOrder
+			p.want(t, call{method: "GET", path: "/v1/orders/" + card.ID, key: ops, strict: true}, 200).json(t, &o)
+			if done(o) {
+				return o
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s: no %s after 60s: %+v", card.ID, what, o)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	planned := poll("planned shipment", func(o shippedOrder) bool { return len(o.Shipments) > 0 })
+	shp := planned.Shipments[0].ID
+	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/shipments", key: ops, idem: nextKey("sh"), strict: true,
+		body: map[string]any{"shipment_id": shp, "status": "shipped", "carrier": "UPS", "tracking_number": "1Z999AA10123456784", "occurred_at": "2026-05-01T10:00:00Z"}}, 202)
+	shipped := poll("capture", func(o shippedOrder) bool {
+		return o.Payment.Captured.Amount != "0.00" && o.Payment.Captured.Amount != "" && o.Items[0].FulfilledQuantity > 0
+	})
+	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/shipments", key: ops, idem: nextKey("sh"), strict: true,
+		body: map[string]any{"shipment_id": shp, "status": "delivered", "occurred_at": "2026-05-02T10:00:00Z"}}, 202)
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/returns", key: checkout, idem: nextKey("rt"), strict: true,
 		body: map[string]any{"items": []any{map[string]any{"line": 1, "quantity": 1}}, "reason": "wrong size"}}, 202)
-	if r := p.do(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/shipments", key: ops, idem: nextKey("sh"), strict: true,
-		body: map[string]any{"shipment_id": "shp_1", "status": "delivered", "occurred_at": "2026-05-02T10:00:00Z"}}); r.status != 202 && r.status != 409 {
-		t.Fatalf("delivered: %d %s", r.status, r.body)
-	}
+	t.Logf("shipment %s reported shipped: the fulfillment saga fulfilled the lines and captured %s USD; delivered; return accepted", shp, shipped.Payment.Captured.Amount)
 	p.want(t, call{method: "POST", path: "/v1/orders/" + bnpl.ID + "/shipments", key: checkout, idem: nextKey("sh"), strict: true,
 		body: map[string]any{"shipment_id": "shp_1", "status": "delivered", "occurred_at": "2026-05-01T10:00:00Z"}}, 403)
 	p.want(t, call{method: "GET", path: "/v1/plans/pln_unknown", key: finance, strict: true}, 404)

@@ -55,5 +55,7 @@ func (s *Stack) buildSagas(ctx context.Context) error {
 	}
 	s.Dispatcher = d
 	s.loops = append(s.loops, namedLoop{"saga-dispatcher", d.Run})
+	relay := &carrierRelay{store: s.Store, reg: s.Registry, client: cl, checkpoint: filepath.Join(s.cfg.DataDir, "carrier-relay.checkpoint"), log: s.log}
+	s.loops = append(s.loops, namedLoop{"carrier-relay", relay.Run})
 	return nil
 }

@@ -122,6 +122,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	s = &Stack{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), Registry: domain.NewRegistry()}
 	workflows.RegisterEvents(s.Registry)
+	httpapi.RegisterEvents(s.Registry)
 	defer func() {
 		if err != nil {
 			s.Close()
