@@ -39,9 +39,14 @@ type alerts struct{}
 func (*alerts) Apply(event.Event) {}
 
 // Alert logs an alert at error level and records it once per order and
-// kind (command ID "order/<id>/alert/<kind>").
+// kind (command ID "order/<id>/alert/<kind>"). A registry without
+// AlertRaised (RegisterEvents not called at wiring) gets the log line only:
+// the store refuses types it cannot decode.
 func Alert(ctx context.Context, p Ports, orderID, kind, message string, at time.Time, md event.Metadata) error {
 	p.log().ErrorContext(ctx, "saga alert", "order", orderID, "kind", kind, "message", message)
+	if !p.Registry.Known(TypeAlertRaised) {
+		return nil
+	}
 	_, err := Exec(ctx, p, AlertStreamID(orderID), func() *alerts { return &alerts{} }, "order/"+orderID+"/alert/"+kind, md,
 		func(*alerts) ([]event.Event, error) {
 			return []event.Event{&AlertRaised{OrderID: orderID, Kind: kind, Message: message, At: at.UTC()}}, nil
