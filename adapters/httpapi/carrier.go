@@ -40,7 +40,7 @@ func CarrierStreamID(orderID string) string { return "carrier-" + orderID }
 // RegisterEvents adds the API's own event types to r; every registry that
 // decodes the whole log needs them.
 func RegisterEvents(r *event.Registry) {
-	r.Register(func() event.Event { return &CarrierReported{} })
+	r.Register(func() event.Event { return &CarrierReported{} }, func() event.Event { return &PayoffRequested{} })
 }
 
 // carrierReports is the aggregate of a carrier stream: which (shipment,
@@ -66,3 +66,29 @@ func (c *carrierReports) report(r CarrierReported) []event.Event {
 	}
 	return []event.Event{&r}
 }
+
+// TypePayoffRequested is the event type name of a customer's request to
+// pay a BNPL plan off early (persisted: never change it).
+const TypePayoffRequested = "plan.payoff_requested.v1"
+
+// PayoffRequested: the customer asked to pay the plan off now. The relay
+// hands it to the plan's schedule saga, which collects the payoff quote
+// (collection "payoff-"+RequestID, so a repeated request charges once).
+type PayoffRequested struct {
+	PlanID    string    `json:"plan_id"`
+	RequestID string    `json:"request_id"`
+	At        time.Time `json:"at"`
+}
+
+// EventType is "plan.payoff_requested.v1".
+func (*PayoffRequested) EventType() string { return TypePayoffRequested }
+
+// PayoffStreamID is the stream of a plan's payoff requests:
+// "payoffrequest-"+planID.
+func PayoffStreamID(planID string) string { return "payoffrequest-" + planID }
+
+// payoffRequests is the aggregate of a payoff stream (its requests are
+// deduplicated by command ID).
+type payoffRequests struct{}
+
+func (*payoffRequests) Apply(event.Event) {}

@@ -371,6 +371,59 @@ func (s *Server) handleGetPlan(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return s.writePlan(w, http.StatusOK, id, &pl, consistency{Position: pos, Source: sourceEventStore})
+}
+
+type payoffRequest struct {
+	ExpectedAmount *Money `json:"expected_amount"`
+}
+
+// handlePayoff asks for an early payoff of a BNPL plan: it checks the
+// plan can be paid off (and, with expected_amount, that the quote is
+// exactly that), then appends plan.payoff_requested; the plan's schedule
+// saga collects the quote from the customer's card.
+func (s *Server) handlePayoff(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id", "plan")
+	if err != nil {
+		return err
+	}
+	var req payoffRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	var v Validator
+	var expected money.Money
+	if req.ExpectedAmount != nil {
+		expected = v.MoneyInput("expected_amount", *req.ExpectedAmount)
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	var pl financing.Plan
+	if _, _, err := s.loadStream(w, r, financing.StreamID(id), &pl, notFound("plan", id)); err != nil {
+		return err
+	}
+	now := s.now()
+	switch pl.Status() {
+	case financing.StatusActive, financing.StatusDefaulted:
+	default:
+		return &Error{Code: CodeConflict, Message: "plan " + id + " is " + pl.Status().String() + ": nothing to pay off"}
+	}
+	if quote := pl.PayoffQuote(now); expected.IsValid() && !expected.Equal(quote) {
+		return &Error{Code: CodeConflict, Message: fmt.Sprintf("the payoff quote is %s %s, not %s", quote.StringFixed(), quote.Currency().Code(), expected.StringFixed())}
+	}
+	cmd := s.command(r, "")
+	reqID := newID("pay_", cmd.ID)
+	_, pos, err := execute(s, r, PayoffStreamID(id), func() *payoffRequests { return &payoffRequests{} }, cmd, func(*payoffRequests) ([]event.Event, error) {
+		return []event.Event{&PayoffRequested{PlanID: id, RequestID: reqID, At: now}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.writePlan(w, http.StatusAccepted, id, &pl, written(w, pos))
+}
+
+func (s *Server) writePlan(w http.ResponseWriter, status int, id string, pl *financing.Plan, c consistency) error {
 	now := s.now()
 	cur := pl.Financed().Currency()
 	if cur.IsZero() {
@@ -386,7 +439,7 @@ func (s *Server) handleGetPlan(w http.ResponseWriter, r *http.Request) error {
 	v := planJSON{
 		ID: id, OrderID: pl.OrderID(), Kind: pl.Terms().Kind.String(), Status: pl.Status().String(),
 		Principal: orZero(pl.Financed()), Paid: orZero(pl.Collected()), Outstanding: orZero(pl.Owed()),
-		Installments: []installmentJSON{}, Consistency: consistency{Position: pos, Source: sourceEventStore},
+		Installments: []installmentJSON{}, Consistency: c,
 	}
 	for _, in := range pl.Installments() {
 		total, err := money.Sum(in.Principal, in.Interest, in.Fee)
@@ -402,6 +455,6 @@ func (s *Server) handleGetPlan(w http.ResponseWriter, r *http.Request) error {
 		}
 		v.Installments = append(v.Installments, installmentJSON{Number: in.Number, DueDate: in.DueAt.UTC().Format(time.DateOnly), Amount: MoneyOf(total), Status: st})
 	}
-	SetPosition(w, pos)
-	return writeJSON(w, http.StatusOK, v)
+	SetPosition(w, c.Position)
+	return writeJSON(w, status, v)
 }

@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/orders/{id}/returns", s.handleReturn, RoleCheckout)
 	s.handle("GET /v1/orders/{id}/events", s.handleOrderEvents, RoleFinance, RoleOps)
 	s.handle("GET /v1/plans/{id}", s.handleGetPlan, RoleCheckout, RoleFinance)
+	s.handle("POST /v1/plans/{id}/payoff", s.handlePayoff, RoleCheckout)
 	s.handle("GET /v1/inventory/{sku}", s.handleGetStock, RoleOps, RoleCheckout)
 	s.handle("POST /v1/inventory/{sku}", s.handleReceiveStock, RoleOps)
 	s.handle("POST /v1/drops", s.handleOpenDrop, RoleCheckout, RoleOps)

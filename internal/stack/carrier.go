@@ -16,12 +16,14 @@ import (
 	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/workflows/bnpl"
 	"github.com/livecore/livecore/workflows/fulfillment"
 )
 
-// carrierRelay hands the warehouse's shipment reports (the API's
-// shipment.carrier_reported events) to each order's fulfillment saga as a
-// carrier signal. It follows $all from a checkpoint file, like the saga
+// carrierRelay hands the requests the API records in the log to the sagas
+// that act on them: shipment reports (shipment.carrier_reported) to the
+// order's fulfillment saga as a carrier signal, payoff requests
+// (plan.payoff_requested) to the plan's schedule as a payoff signal. It follows $all from a checkpoint file, like the saga
 // dispatcher: a crash re-delivers the reports after the checkpoint, which
 // the saga ignores for a shipment already past that state. A report for an
 // order whose saga no longer runs is logged and skipped.
@@ -40,14 +42,21 @@ func (c *carrierRelay) Run(ctx context.Context) error {
 	}
 	return c.store.SubscribeAll(ctx, from+1, func(ctx context.Context, batch []event.Envelope) error {
 		for _, e := range batch {
-			if e.Type != httpapi.TypeCarrierReported {
+			if e.Type != httpapi.TypeCarrierReported && e.Type != httpapi.TypePayoffRequested {
 				continue
 			}
 			ev, err := c.reg.DecodeEnvelope(e)
 			if err != nil {
 				return fmt.Errorf("carrier relay: position %d: %w", e.Position, err)
 			}
-			if err := c.signal(ctx, ev.(*httpapi.CarrierReported)); err != nil {
+			switch ev := ev.(type) {
+			case *httpapi.CarrierReported:
+				u := fulfillment.CarrierUpdate{ShipmentID: ev.ShipmentID, Event: fulfillment.CarrierEvent(ev.Event), Carrier: ev.Carrier, TrackingNumber: ev.TrackingNumber, Reason: ev.Reason}
+				err = c.signal(ctx, fulfillment.WorkflowID(ev.OrderID), fulfillment.SignalCarrier, u)
+			case *httpapi.PayoffRequested:
+				err = c.signal(ctx, bnpl.WorkflowID(ev.PlanID), bnpl.SignalPayoff, bnpl.PayoffRequest{RequestID: ev.RequestID})
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -55,21 +64,20 @@ func (c *carrierRelay) Run(ctx context.Context) error {
 	})
 }
 
-func (c *carrierRelay) signal(ctx context.Context, r *httpapi.CarrierReported) error {
-	u := fulfillment.CarrierUpdate{ShipmentID: r.ShipmentID, Event: fulfillment.CarrierEvent(r.Event), Carrier: r.Carrier, TrackingNumber: r.TrackingNumber, Reason: r.Reason}
+func (c *carrierRelay) signal(ctx context.Context, workflowID, name string, arg any) error {
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
-		err := c.client.SignalWorkflow(ctx, fulfillment.WorkflowID(r.OrderID), "", fulfillment.SignalCarrier, u)
+		err := c.client.SignalWorkflow(ctx, workflowID, "", name, arg)
 		var nf *serviceerror.NotFound
 		switch {
 		case err == nil:
 			return nil
 		case errors.As(err, &nf):
-			c.log.Warn("carrier report for an order with no running fulfillment", "order", r.OrderID, "shipment", r.ShipmentID, "event", r.Event)
+			c.log.Warn("request relay: no running workflow for a request", "workflow", workflowID, "signal", name)
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
 		}
-		c.log.Warn("carrier relay: signal failed, retrying", "order", r.OrderID, "err", err)
+		c.log.Warn("request relay: signal failed, retrying", "workflow", workflowID, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

@@ -319,6 +319,21 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	if plan.Status != "active" || len(plan.Installments) != 4 || plan.Installments[0].Status != "paid" {
 		t.Fatalf("plan: %+v", plan)
 	}
+	// Early payoff: the request is recorded, the schedule saga collects.
+	p.want(t, call{method: "POST", path: "/v1/plans/" + bnpl.ID + "/payoff", key: checkout, idem: nextKey("po"), strict: true,
+		body: map[string]any{"expected_amount": map[string]any{"amount": "1.00", "currency": "USD"}}}, 409)
+	p.want(t, call{method: "POST", path: "/v1/plans/" + bnpl.ID + "/payoff", key: checkout, idem: nextKey("po"), strict: true, body: map[string]any{}}, 202)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		p.want(t, call{method: "GET", path: "/v1/plans/" + bnpl.ID, key: finance, strict: true}, 200).json(t, &plan)
+		if plan.Status == "paid_off" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plan %s still %s 60s after the payoff request", bnpl.ID, plan.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("BNPL plan %s paid off early through the schedule saga", bnpl.ID)
 
 	// History, with actors and hash chain.
 	var page struct {
@@ -625,6 +640,7 @@ func testTenantIsolation(t *testing.T, p *product, checkout, ops, finance string
 		{"GET", "/v1/audit/streams/order-" + ord.ID + "/events", nil},
 		{"GET", "/v1/audit/streams/inventory-demo%2F" + secretSKU + "@main/events", nil},
 		{"GET", "/v1/plans/" + ord.ID, nil},
+		{"POST", "/v1/plans/" + ord.ID + "/payoff", map[string]any{}},
 		{"GET", "/v1/audit/streams/order-" + ord.ID + "/state?position=1", nil},
 		{"GET", "/v1/inventory/" + secretSKU, nil},
 		{"POST", "/v1/drops/" + drop.ID + "/buy", map[string]any{"customer_id": "c1", "quantity": 1}},
