@@ -363,6 +363,8 @@ func domainError(err error) *Error {
 		errors.Is(err, order.ErrDuplicateShipment),
 		errors.Is(err, order.ErrDuplicateRefund),
 		errors.Is(err, order.ErrDuplicateReturn),
+		errors.Is(err, order.ErrReturnAlreadyClosed),
+		errors.Is(err, order.ErrReceiptExceedsReturn),
 		errors.Is(err, inventory.ErrInsufficientStock),
 		errors.Is(err, inventory.ErrDropAlreadyOpen),
 		errors.Is(err, inventory.ErrDuplicateDrop),

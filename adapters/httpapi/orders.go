@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -23,6 +24,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/orders/{id}/shipments", s.handleShipment, RoleOps)
 	s.handle("POST /v1/orders/{id}/refunds", s.handleRefund, RoleCheckout, RoleFinance)
 	s.handle("POST /v1/orders/{id}/returns", s.handleReturn, RoleCheckout)
+	s.handle("POST /v1/orders/{id}/returns/{return_id}/received", s.handleReturnReceived, RoleOps)
 	s.handle("GET /v1/orders/{id}/events", s.handleOrderEvents, RoleFinance, RoleOps)
 	s.handle("GET /v1/plans/{id}", s.handleGetPlan, RoleCheckout, RoleFinance)
 	s.handle("POST /v1/plans/{id}/payoff", s.handlePayoff, RoleCheckout)
@@ -778,6 +780,47 @@ func (s *Server) handleReturn(w http.ResponseWriter, r *http.Request) error {
 	}
 	return writeJSON(w, http.StatusAccepted, returnJSON{
 		ID: returnID, OrderID: id, Items: req.Items, Status: "requested", Reason: req.Reason,
+		CreatedAt: now, Consistency: written(w, pos),
+	})
+}
+
+type returnReceivedRequest struct {
+	Items []itemQuantity `json:"items"`
+}
+
+// handleReturnReceived records what the warehouse received of a requested
+// return (at most the requested quantities) and closes it; the refund saga
+// then refunds the value of what arrived.
+func (s *Server) handleReturnReceived(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.ownOrder(r)
+	if err != nil {
+		return err
+	}
+	returnID, err := pathID(r, "return_id", "return")
+	if err != nil {
+		return err
+	}
+	var req returnReceivedRequest
+	if err := s.decode(r, &req); err != nil {
+		return err
+	}
+	var v Validator
+	lines := toLines(&v, "items", req.Items, true)
+	if err := v.Err(); err != nil {
+		return err
+	}
+	now := s.now()
+	_, pos, err := execute(s, r, order.StreamID(id), newOrder, s.command(r, ""), func(o *order.Order) ([]event.Event, error) {
+		return o.ReceiveReturn(returnID, lines, now)
+	})
+	if errors.Is(err, order.ErrUnknownReturn) {
+		return notFound("return", returnID)
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, returnJSON{
+		ID: returnID, OrderID: id, Items: req.Items, Status: "received", Reason: "",
 		CreatedAt: now, Consistency: written(w, pos),
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/adapters/httpapi/httpapitest"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/money"
 	"github.com/livecore/livecore/internal/stack"
 )
 
@@ -443,9 +444,45 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	})
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/shipments", key: ops, idem: nextKey("sh"), strict: true,
 		body: map[string]any{"shipment_id": shp, "status": "delivered", "occurred_at": "2026-05-02T10:00:00Z"}}, 202)
+	var ret struct{ ID string }
 	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/returns", key: checkout, idem: nextKey("rt"), strict: true,
-		body: map[string]any{"items": []any{map[string]any{"line": 1, "quantity": 1}}, "reason": "wrong size"}}, 202)
-	t.Logf("shipment %s reported shipped: the fulfillment saga fulfilled the lines and captured %s USD; delivered; return accepted", shp, shipped.Payment.Captured.Amount)
+		body: map[string]any{"items": []any{map[string]any{"line": 1, "quantity": 1}}, "reason": "wrong size"}}, 202).json(t, &ret)
+	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/returns/ret_unknown/received", key: ops, idem: nextKey("rr"), strict: true,
+		body: map[string]any{"items": []any{map[string]any{"line": 1, "quantity": 1}}}}, 404)
+	p.want(t, call{method: "POST", path: "/v1/orders/" + card.ID + "/returns/" + ret.ID + "/received", key: ops, idem: nextKey("rr"), strict: true,
+		body: map[string]any{"items": []any{map[string]any{"line": 1, "quantity": 1}}}}, 202)
+	// The refund saga refunds the returned line's value (19.99).
+	want := money.MustParse("19.99", "USD")
+	var refunded string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		var o struct {
+			Payment struct {
+				Refunded struct{ Amount string } `json:"refunded"`
+			} `json:"payment"`
+		}
+		p.want(t, call{method: "GET", path: "/v1/orders/" + card.ID, key: finance, strict: true}, 200).json(t, &o)
+		refunded = o.Payment.Refunded.Amount
+		if m, err := money.Parse(refunded, "USD"); err == nil && !m.LessThan(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %s refunded %s 60s after the return was received, want %s", card.ID, refunded, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("shipment %s reported shipped: the fulfillment saga fulfilled the lines and captured %s USD; delivered; return %s received; refunded %s USD", shp, shipped.Payment.Captured.Amount, ret.ID, refunded)
+	if envs, err := p.s.Store.ReadStream(context.Background(), "payment-"+card.ID, 1, 0); err == nil {
+		var types []string
+		for _, e := range envs {
+			types = append(types, e.Type)
+		}
+		t.Logf("payment %s: %s", card.ID, strings.Join(types, ", "))
+	}
+	if alerts, err := p.s.Store.ReadStream(context.Background(), "alert-"+card.ID, 1, 0); err == nil {
+		for _, a := range alerts {
+			t.Logf("saga alert on %s: %s", card.ID, a.Data)
+		}
+	}
 	p.want(t, call{method: "POST", path: "/v1/orders/" + bnpl.ID + "/shipments", key: checkout, idem: nextKey("sh"), strict: true,
 		body: map[string]any{"shipment_id": "shp_1", "status": "delivered", "occurred_at": "2026-05-01T10:00:00Z"}}, 403)
 	p.want(t, call{method: "GET", path: "/v1/plans/pln_unknown", key: finance, strict: true}, 404)
@@ -636,6 +673,7 @@ func testTenantIsolation(t *testing.T, p *product, checkout, ops, finance string
 		{"POST", "/v1/orders/" + ord.ID + "/shipments", map[string]any{"shipment_id": "s1", "status": "shipped", "items": item, "occurred_at": "2026-05-01T10:00:00Z"}},
 		{"POST", "/v1/orders/" + ord.ID + "/refunds", map[string]any{"amount": map[string]any{"amount": "1.00", "currency": "USD"}, "reason": "x"}},
 		{"POST", "/v1/orders/" + ord.ID + "/returns", map[string]any{"items": item, "reason": "x"}},
+		{"POST", "/v1/orders/" + ord.ID + "/returns/ret_x/received", map[string]any{"items": item}},
 		{"GET", "/v1/orders/" + ord.ID + "/events", nil},
 		{"GET", "/v1/audit/streams/order-" + ord.ID + "/events", nil},
 		{"GET", "/v1/audit/streams/inventory-demo%2F" + secretSKU + "@main/events", nil},
