@@ -22,12 +22,12 @@ import (
 // integrator at once that they are sending card data where they must not.
 //
 // "Looks like a card number": a run of 13 to 19 digits, possibly grouped by
-// single spaces or dashes ("4242 4242 4242 4242"), that passes the Luhn
-// check and does not start with 0. Every 13-19 digit window of a longer run
-// is checked too, so a number cannot hide inside a longer one. About one in ten random
-// long digit strings passes Luhn, so some tracking numbers or references
-// will be refused as well; the error says why and the client can send them
-// without the digit run (or with other separators).
+// single spaces or dashes ("4242 4242 4242 4242"), that does not start with
+// 0 and passes the Luhn check as a whole. A run longer than 19 digits is
+// refused if any 13-19 digit window of it passes, so a number cannot hide
+// inside a longer one. One in ten random 13-19 digit numbers passes Luhn,
+// so some tracking numbers or references will be refused as well; the
+// error says why and the client can send them with other separators.
 
 // containsPAN reports whether s holds a card-number-like digit run.
 func containsPAN(s string) bool {
@@ -46,13 +46,20 @@ func findPAN(s string) (int, int, bool) {
 		if n < 13 {
 			return 0, 0, false
 		}
-		for w := 13; w <= 19 && w <= n; w++ {
+		start, end := idx[0], idx[n-1]+1
+		if n <= 19 {
+			// A run of card-number length is judged whole: checking its
+			// sub-runs too would flag most 14-19 digit numbers (each
+			// window passes Luhn one time in ten).
+			return start, end, digits[0] != '0' && luhnValid(digits)
+		}
+		// A longer run may hide a card number glued to other digits.
+		for w := 13; w <= 19; w++ {
 			for i := 0; i+w <= n; i++ {
 				// No card number starts with 0 (ISO/IEC 7812: the first
-				// digit names the industry, 0 is not issued), which also
-				// keeps runs of zeros (amounts, padding) from matching.
+				// digit names the industry, 0 is not issued).
 				if digits[i] != '0' && luhnValid(digits[i:i+w]) {
-					return idx[i], idx[i+w-1] + 1, true
+					return start, end, true
 				}
 			}
 		}
