@@ -16,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/livecore/livecore/adapters/eventstore/open"
-	"github.com/livecore/livecore/domain"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/internal/stack"
 	"github.com/livecore/livecore/projections"
 	"github.com/livecore/livecore/projections/audit"
 )
@@ -194,7 +194,7 @@ func newAuditAsOfCmd() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			st, err := audit.AsOf(cmd.Context(), s, domain.NewRegistry(), args[0], at, audit.AsOfOptions{})
+			st, err := audit.AsOf(cmd.Context(), s, stack.NewRegistry(), args[0], at, audit.AsOfOptions{})
 			if err != nil {
 				return err
 			}
@@ -293,7 +293,7 @@ Go function audit.Reconcile take one. Exit status 2 on any difference.`,
 				return err
 			}
 			defer db.Close()
-			rep, err := audit.Reconcile(cmd.Context(), s, domain.NewRegistry(), db, nil, audit.ReconcileOptions{Tenant: tenant})
+			rep, err := audit.Reconcile(cmd.Context(), s, stack.NewRegistry(), db, nil, audit.ReconcileOptions{Tenant: tenant})
 			if err != nil {
 				return err
 			}

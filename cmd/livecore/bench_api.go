@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"io"
 	"log/slog"
 	"net"
@@ -245,9 +246,11 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 			ds := s.Dispatcher.Stats()
 			fmt.Fprintf(out, "  sagas: %d started by the dispatcher, %d of %d orders confirmed by the end of the run\n", ds.Started, confirmed, placed)
 		}
-		ps := s.Store.Stats()
-		fmt.Fprintf(out, "  event store (whole run): %d appends, %d events, %d group commits (fsyncs): %.1f appends per fsync\n",
-			ps.Appends, ps.Events, ps.Commits, float64(ps.Appends)/float64(max(ps.Commits, 1)))
+		if pst, ok := s.Store.(*pebble.Store); ok {
+			ps := pst.Stats()
+			fmt.Fprintf(out, "  event store (whole run): %d appends, %d events, %d group commits (fsyncs): %.1f appends per fsync\n",
+				ps.Appends, ps.Events, ps.Commits, float64(ps.Appends)/float64(max(ps.Commits, 1)))
+		}
 	}
 	fmt.Fprintf(out, "peak RSS (VmHWM) during the run at half load, %s: %.0f MiB\n", who, float64(rss)/(1<<20))
 	return nil

@@ -61,6 +61,8 @@ Point parts at real infrastructure with --kafka-brokers and
 	f.StringVar(&c.stack.Region, "region", envOr("LIVECORE_REGION", "local"), "this region's name: stamps events and names the Kafka bridge (env LIVECORE_REGION)")
 	f.StringVar(&brokers, "kafka-brokers", envOr("LIVECORE_KAFKA_BROKERS", ""), "comma-separated Kafka brokers; empty runs the embedded broker (env LIVECORE_KAFKA_BROKERS)")
 	f.IntVar(&c.stack.KafkaPort, "kafka-port", kembedded.DefaultPort, "port of the embedded Kafka broker")
+	f.StringVar(&c.stack.EventStore, "event-store", envOr("LIVECORE_EVENT_STORE", "pebble"), "event store: pebble (embedded, in --data-dir), sql (PostgreSQL/CockroachDB) or kurrentdb (env LIVECORE_EVENT_STORE)")
+	f.StringVar(&c.stack.EventStoreDSN, "event-store-dsn", envOr("LIVECORE_EVENTSTORE_DSN", ""), "DSN of the sql (postgres://...) or kurrentdb (esdb://...) event store (env LIVECORE_EVENTSTORE_DSN)")
 	f.StringVar(&c.stack.TemporalAddress, "temporal-address", envOr("LIVECORE_TEMPORAL_ADDRESS", ""), "Temporal frontend host:port; empty runs the embedded server (env LIVECORE_TEMPORAL_ADDRESS)")
 	f.IntVar(&c.stack.TemporalPort, "temporal-port", 7233, "frontend port of the embedded Temporal server")
 	f.BoolVar(&c.reset, "reset", false, "delete --data-dir before starting")

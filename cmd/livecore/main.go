@@ -54,7 +54,7 @@ Start everything on embedded defaults with 'livecore dev' (data in ./data).`,
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", envOr("LIVECORE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env LIVECORE_LOG_LEVEL)")
 	root.PersistentFlags().StringVar(&g.logFormat, "log-format", envOr("LIVECORE_LOG_FORMAT", "text"), "log format: text or json (env LIVECORE_LOG_FORMAT)")
 	root.AddCommand(newDevCmd(), newBridgeCmd(), newBenchCmd())
-	root.AddCommand(newKeysCmd(), newDRCmd(), newAuditCmd())
+	root.AddCommand(newKeysCmd(), newDRCmd(), newAuditCmd(), newWorkerCmd())
 	return root
 }
 

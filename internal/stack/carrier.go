@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 	sdkclient "go.temporal.io/sdk/client"
 
-	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/workflows/bnpl"
@@ -28,7 +27,7 @@ import (
 // the saga ignores for a shipment already past that state. A report for an
 // order whose saga no longer runs is logged and skipped.
 type carrierRelay struct {
-	store      *pebble.Store
+	store      event.Subscriber
 	reg        *event.Registry
 	client     sdkclient.Client
 	checkpoint string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/domain/event"
 )
 
@@ -19,20 +18,23 @@ const projectionLinger = 25 * time.Millisecond
 // lingerSource is the projection runner's view of the event store: the
 // same $all, delivered in batches at least linger apart.
 type lingerSource struct {
-	store  *pebble.Store
+	store  event.Store
 	linger time.Duration
 }
 
 func (l lingerSource) Head(ctx context.Context) (uint64, error) { return l.store.Head(ctx) }
 
 func (l lingerSource) SubscribeAll(ctx context.Context, from uint64, handle func(context.Context, []event.Envelope) error) error {
+	if _, ok := l.store.(event.HeadWaiter); !ok {
+		return l.store.SubscribeAll(ctx, from, handle) // a store without WaitHead: its own subscription, no linger
+	}
 	return event.SubscribeAll(ctx, l.store, l, from, 1000, handle)
 }
 
 // WaitHead waits for the head to pass after, then lingers so that more
 // events join the batch.
 func (l lingerSource) WaitHead(ctx context.Context, after uint64) (uint64, error) {
-	if _, err := l.store.WaitHead(ctx, after); err != nil {
+	if _, err := l.store.(event.HeadWaiter).WaitHead(ctx, after); err != nil {
 		return 0, err
 	}
 	t := time.NewTimer(l.linger)

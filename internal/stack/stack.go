@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/livecore/livecore/adapters/eventstore/pebble"
+	"github.com/livecore/livecore/adapters/eventstore/open"
 	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/adapters/kafka"
 	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
@@ -53,6 +53,10 @@ type Config struct {
 	// "default"); the embedded server has its own.
 	TemporalNamespace string
 	NoTemporal        bool
+	// EventStore and EventStoreDSN choose the event store: pebble (the
+	// default, in DataDir/events), sql (PostgreSQL/CockroachDB) or
+	// kurrentdb, with its DSN (see adapters/eventstore/open).
+	EventStore, EventStoreDSN string
 	// DemoTenant is created on first start with a checkout, a finance and
 	// an ops key (see DemoKeys) and stock of the demo SKUs (default
 	// "demo"; NoDemo skips it).
@@ -71,7 +75,7 @@ type Stack struct {
 	log      *slog.Logger
 	Metrics  *prometheus.Registry
 	Registry *event.Registry
-	Store    *pebble.Store
+	Store    event.Store
 	Service  *app.Service
 	ReadDB   *projections.DB
 	Runner   *projections.Runner
@@ -133,7 +137,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 
-	if s.Store, err = pebble.Open(pebble.Config{Dir: filepath.Join(cfg.DataDir, "events"), Logger: log}); err != nil {
+	if s.Store, err = open.Open(ctx, open.Config{Kind: cfg.EventStore, Dir: filepath.Join(cfg.DataDir, "events"), DSN: cfg.EventStoreDSN}); err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
 	s.closers = append(s.closers, s.Store.Close)
