@@ -36,7 +36,9 @@ type LocalIdempotencyStore struct {
 	mu       sync.Mutex
 	inFlight map[IdemKey]*localInFlight
 	// done caches completed records in two generations: lookups check
-	// both, inserts go to cur, and when cur is full prev is dropped.
+	// both, inserts go to cur, and when cur is full prev is dropped. A
+	// record holds its whole response (about 1 KiB for an order), so the
+	// cache is small (2 x 10,000); older replays read the table.
 	cur, prev map[IdemKey]*localDone
 	cacheMax  int
 
@@ -106,7 +108,7 @@ type localWrite struct {
 func NewLocalIdempotencyStore(db *sql.DB) *LocalIdempotencyStore {
 	s := &LocalIdempotencyStore{
 		db: db, inFlight: map[IdemKey]*localInFlight{},
-		cur: map[IdemKey]*localDone{}, prev: map[IdemKey]*localDone{}, cacheMax: 100_000,
+		cur: map[IdemKey]*localDone{}, prev: map[IdemKey]*localDone{}, cacheMax: 10_000,
 		writes: make(chan *localWrite, 4096), stop: make(chan struct{}),
 		stored: &bloom{seed: maphash.MakeSeed()},
 	}
