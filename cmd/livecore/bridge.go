@@ -1,38 +1,38 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/adapters/kafka"
+	"github.com/livecore/livecore/domain/event"
 )
 
 type bridgeFlags struct {
-	dataDir string
+	store   storeFlags
 	brokers string
 	region  string
 }
 
 func (f *bridgeFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", envOr("LIVECORE_DATA_DIR", "./data"), "data directory whose events/ store is published (env LIVECORE_DATA_DIR)")
+	f.store.register(cmd)
 	cmd.Flags().StringVar(&f.brokers, "kafka-brokers", envOr("LIVECORE_KAFKA_BROKERS", ""), "comma-separated Kafka seed brokers (required; env LIVECORE_KAFKA_BROKERS)")
 	cmd.Flags().StringVar(&f.region, "region", envOr("LIVECORE_REGION", "local"), "region whose bridge this is: names its transactional ID and checkpoint (env LIVECORE_REGION)")
 }
 
-func (f *bridgeFlags) config() (kafka.Config, *pebble.Store, error) {
+func (f *bridgeFlags) config(ctx context.Context) (kafka.Config, event.Store, error) {
 	if f.brokers == "" {
 		return kafka.Config{}, nil, errors.New("--kafka-brokers is required (or LIVECORE_KAFKA_BROKERS)")
 	}
-	store, err := pebble.Open(pebble.Config{Dir: filepath.Join(f.dataDir, "events"), Logger: slog.Default()})
+	store, err := f.store.open(ctx)
 	if err != nil {
-		return kafka.Config{}, nil, fmt.Errorf("open event store (is 'livecore dev' using it? the embedded store allows one process): %w", err)
+		return kafka.Config{}, nil, err
 	}
 	return kafka.Config{Source: store, Brokers: strings.Split(f.brokers, ","), Region: f.region, Logger: slog.Default()}, store, nil
 }
@@ -53,7 +53,7 @@ where the event store is not opened by another process.`,
 		Example: `  livecore bridge --kafka-brokers 127.0.0.1:9092 --region eu
   livecore bridge verify --kafka-brokers 127.0.0.1:9092 --region eu`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, store, err := f.config()
+			cfg, store, err := f.config(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -86,7 +86,7 @@ out-of-order and altered events, and the bridge's lag in events and seconds.
 It exits non-zero if any published event is missing, doubled, out of order or
 altered.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, store, err := f.config()
+			cfg, store, err := f.config(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -24,13 +24,11 @@ import (
 	kembedded "github.com/livecore/livecore/adapters/kafka/embedded"
 	"github.com/livecore/livecore/adapters/psp/sandbox"
 	tembedded "github.com/livecore/livecore/adapters/temporal/embedded"
-	"github.com/livecore/livecore/domain"
 	"github.com/livecore/livecore/domain/app"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/projections"
 	"github.com/livecore/livecore/projections/journal"
 	"github.com/livecore/livecore/projections/readmodels"
-	"github.com/livecore/livecore/workflows"
 	"github.com/livecore/livecore/workflows/dispatcher"
 )
 
@@ -124,9 +122,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 			return nil, err
 		}
 	}
-	s = &Stack{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), Registry: domain.NewRegistry()}
-	workflows.RegisterEvents(s.Registry)
-	httpapi.RegisterEvents(s.Registry)
+	s = &Stack{cfg: cfg, log: log, Metrics: prometheus.NewRegistry(), Registry: NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.Close()
