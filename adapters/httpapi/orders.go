@@ -427,10 +427,20 @@ func (s *Server) handleGetOrder(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, view)
 }
 
+// unconfirmed reports whether an order in status st cannot have a payment
+// hold or shipments yet (reading their empty streams would cost a store
+// read and a cache entry each).
+func unconfirmed(st string) bool {
+	return st == order.StatusPlaced.String() || st == order.StatusCheckoutStarted.String()
+}
+
 // addShipments lists the parcels the fulfillment saga planned (none before
 // the order is confirmed).
 func (s *Server) addShipments(r *http.Request, v *orderJSON) error {
 	v.Shipments = []orderShipment{}
+	if unconfirmed(v.Status) {
+		return nil // no fulfillment before confirmation: skip the read
+	}
 	err := appQuery(s, r, fulfillment.StreamID(v.ID), newFulfillment, func(f *fulfillment.Fulfillment, _ uint64) {
 		for _, sh := range f.Shipments() {
 			os := orderShipment{ID: sh.ID, Status: sh.Status.String(), Items: []itemQuantity{}}
@@ -458,8 +468,8 @@ func (s *Server) addShipments(r *http.Request, v *orderJSON) error {
 // checkout saga's payment ID is the order ID): authorized, captured and
 // refunded as the provider calls recorded them.
 func (s *Server) addPayment(r *http.Request, v *orderJSON) error {
-	if v.Payment == nil {
-		return nil
+	if v.Payment == nil || unconfirmed(v.Status) {
+		return nil // amounts show from confirmation on
 	}
 	err := appQuery(s, r, payment.StreamID(v.ID), func() *payment.Payment { return &payment.Payment{} }, func(p *payment.Payment, version uint64) {
 		if version == 0 || !p.Authorized().IsValid() {
