@@ -385,8 +385,13 @@ func (s *LocalIdempotencyStore) Purge(ctx context.Context, before time.Time) (in
 	return n, nil
 }
 
-// maxWriteBatch bounds the rows of one group commit.
-const maxWriteBatch = 256
+// maxWriteBatch bounds the rows of one group commit; writeLinger is how
+// long the writer gathers rows after the first before committing (added to
+// a POST's latency, at most).
+const (
+	maxWriteBatch = 256
+	writeLinger   = time.Millisecond
+)
 
 // writer commits queued records in batches: one transaction, one
 // multi-row upsert, for every record that arrived while the previous
@@ -400,15 +405,20 @@ func (s *LocalIdempotencyStore) writer() {
 		case <-s.stop:
 			return
 		}
+		// Gather for a moment: each commit writes its dirty pages as WAL
+		// frames, a syscall each, and a commit of one row costs nearly as
+		// much as one of dozens.
+		linger := time.NewTimer(writeLinger)
 	more:
 		for len(batch) < maxWriteBatch {
 			select {
 			case w := <-s.writes:
 				batch = append(batch, w)
-			default:
+			case <-linger.C:
 				break more
 			}
 		}
+		linger.Stop()
 		err := s.commit(batch)
 		for _, w := range batch {
 			w.done <- err
