@@ -49,13 +49,19 @@ func (b *syncBuffer) Bytes() []byte {
 	return bytes.Clone(b.b.Bytes())
 }
 
-func bootProduct(t *testing.T) *product {
+// bootProduct builds and serves the product in a temporary data dir; each
+// tweak adjusts its configuration first (e.g. another event store).
+func bootProduct(t *testing.T, tweaks ...func(*stack.Config)) *product {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := stack.Build(ctx, stack.Config{DataDir: dir, Logger: log})
+	cfg := stack.Config{DataDir: dir, Logger: log}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	s, err := stack.Build(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

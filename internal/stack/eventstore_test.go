@@ -2,10 +2,6 @@ package stack_test
 
 import (
 	"context"
-	"log/slog"
-	"net"
-	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +19,8 @@ func TestProductOnPostgresEventStore(t *testing.T) {
 		t.Skip("boots the whole product")
 	}
 	dsn := testenv.FreshSchema(t, testenv.PostgresDSN(t))
-	dir := t.TempDir()
-	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := stack.Build(ctx, stack.Config{DataDir: dir, EventStore: "sql", EventStoreDSN: dsn,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.Run(ctx) })
-	wg.Go(func() { _ = s.ServeHTTP(ctx, ln) })
-	t.Cleanup(func() { cancel(); wg.Wait(); s.Close() })
-	p := &product{s: s, base: "http://" + ln.Addr().String(), dir: dir, logs: logs, hc: &http.Client{Timeout: 30 * time.Second}}
+	p := bootProduct(t, func(c *stack.Config) { c.EventStore, c.EventStoreDSN = "sql", dsn })
+	s, ctx := p.s, context.Background()
 
 	checkout := s.DemoKeys["checkout"]
 	var o orderResp
