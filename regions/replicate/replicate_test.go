@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,9 +74,14 @@ func start(t *testing.T, ctx context.Context, name string, brokers []string, cp 
 		t.Fatal(err)
 	}
 	r.fa = regions.NewFencedAppender(store, topo(), name, r.leases)
-	go r.bridge.Run(ctx)
-	go r.rep.Run(ctx)
-	go r.leases.Run(ctx)
+	// The loops must end before the store closes and the temporary dirs
+	// are removed (cleanups run last-registered first).
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = r.bridge.Run(ctx) })
+	wg.Go(func() { _ = r.rep.Run(ctx) })
+	wg.Go(func() { _ = r.leases.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	return r
 }
 
@@ -106,7 +112,7 @@ func TestReplicationBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kf.Close()
+	t.Cleanup(kf.Close) // after the regions' loops stop (cleanups run last-registered first)
 	cp, err := regions.OpenControlPlane(ctx, "sqlite:"+filepath.Join(t.TempDir(), "cp.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +179,7 @@ func TestStaleOwnerWriteRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer kf.Close()
+	t.Cleanup(kf.Close) // after the regions' loops stop (cleanups run last-registered first)
 	cp, err := regions.OpenControlPlane(ctx, "sqlite:"+filepath.Join(t.TempDir(), "cp.db"))
 	if err != nil {
 		t.Fatal(err)
