@@ -224,8 +224,9 @@ func TestWaitForSeesOwnWrite(t *testing.T) {
 	db := openSQLite(t)
 	r, _ := projections.NewRunner(projections.Config{DB: db, Source: store, Projections: []projections.Projection{counter{1}}})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done }) // before the database closes
 	for i := range 20 {
 		res, err := store.Append(ctx, "w-1", event.Any, []event.Proposed{{ID: event.DeriveID("w", i), Type: "w.done.v1", SchemaVersion: 1, Data: []byte(`{}`)}})
 		if err != nil {
