@@ -310,9 +310,9 @@ func TestAuthorizationExpiryOnRealTemporal(t *testing.T) {
 // captured to its payment ID.
 func openHolds(ledger []sandbox.Entry) map[string]string {
 	type h struct {
-		pid               string
-		auth, cap, refund int64
-		voided            bool
+		pid       string
+		auth, cap int64
+		voided    bool
 	}
 	holds := map[string]*h{}
 	for _, e := range ledger {

@@ -2,7 +2,6 @@ package workflows_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -247,9 +246,4 @@ func (s *stack) record(name string, workflowIDs ...string) {
 		}
 		s.t.Logf("recorded %s (%d events) to testdata/%s.json", id, len(h.Events), file)
 	}
-}
-
-func mustJSON(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }

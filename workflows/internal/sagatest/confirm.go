@@ -43,7 +43,9 @@ func (w *World) Confirm(t testing.TB, id string, method order.PaymentMethod, pla
 				t.Fatal(err)
 			}
 		}
-		hold, err = c.RecordPlanHold(ctx, pay)
+		if hold, err = c.RecordPlanHold(ctx, pay); err != nil {
+			t.Fatal(err)
+		}
 		in.PlanID = opened.PlanID
 	} else {
 		hold, err = c.AuthorizeCard(ctx, pay)
