@@ -128,12 +128,24 @@ func TestDrillAsync(t *testing.T) {
 	// A 300 ms bridge window (20 ms by default) and the kill aimed at a
 	// moment with unpublished events: the loss path (cut, reconcile, loss
 	// report) is exercised.
-	rep := runDrill(t, drill.Config{Durability: regions.Async, BridgeMaxDelay: 300 * time.Millisecond, FaultWhenUnpublished: true})
-	if rep.LostAcked != rep.ReportedAcked || rep.LostNotReported != 0 {
-		t.Errorf("async drill: lost %d acknowledged writes, %d in the loss report", rep.LostAcked, rep.ReportedAcked)
+	// The victim's unpublished events may all be replicas of other
+	// regions' events (its bridge republishes them), in which case nothing
+	// of its own lies beyond the cut and the loss path does not run: the
+	// drill is repeated (at most three times) until it does. The loss
+	// must equal the loss report on every attempt.
+	var rep *drill.Report
+	for attempt := 1; attempt <= 3; attempt++ {
+		rep = runDrill(t, drill.Config{Durability: regions.Async, BridgeMaxDelay: 300 * time.Millisecond, FaultWhenUnpublished: true})
+		if rep.LostAcked != rep.ReportedAcked || rep.LostNotReported != 0 {
+			t.Fatalf("async drill: lost %d acknowledged writes, %d in the loss report", rep.LostAcked, rep.ReportedAcked)
+		}
+		if rep.UnreplicatedEvents > 0 {
+			break
+		}
+		t.Logf("attempt %d: the kill left none of the victim's own events unpublished (only replicas); the loss path did not run, repeating", attempt)
 	}
 	if rep.UnreplicatedEvents == 0 {
-		t.Errorf("the kill landed outside a 300 ms bridge window: nothing was unreplicated, the loss path is untested")
+		t.Errorf("in 3 drills the kill never left the victim's own events unpublished: the loss path is untested")
 	}
 	t.Logf("async: %d events unreplicated, %d acknowledged writes lost (RPO %.3fs), all in the loss report", rep.UnreplicatedEvents, rep.LostAcked, rep.RPOSeconds)
 }
