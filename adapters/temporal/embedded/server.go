@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	sdkclient "go.temporal.io/sdk/client"
@@ -25,6 +26,8 @@ import (
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Config configures the embedded server. Zero values get defaults.
@@ -105,6 +108,7 @@ type Server struct {
 	srv       temporal.Server
 	hostPort  string
 	namespace string
+	quiet     *atomic.Bool
 }
 
 // Start creates the schema on first use, registers the namespace and starts
@@ -212,7 +216,11 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 		return nil, fmt.Errorf("temporal: namespace: %w", err)
 	}
 
-	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: c.LogLevel}))
+	// The services log errors while they stop one another ("not enough
+	// hosts"); Stop silences the server's own log first (quiet).
+	quiet := new(atomic.Bool)
+	logger := tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: c.LogLevel}).WithOptions(
+		zap.WrapCore(func(core zapcore.Core) zapcore.Core { return quietCore{core, quiet} })))
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: authorizer: %w", err)
@@ -235,7 +243,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("temporal: start: %w", err)
 	}
-	s := &Server{srv: srv, hostPort: frontend, namespace: c.Namespace}
+	s := &Server{srv: srv, hostPort: frontend, namespace: c.Namespace, quiet: quiet}
 	if err := s.waitReady(ctx); err != nil {
 		_ = srv.Stop()
 		return nil, err
@@ -285,7 +293,29 @@ func (s *Server) NewClient(ctx context.Context, opts ...func(*sdkclient.Options)
 }
 
 // Stop stops every service. It is safe to call once.
-func (s *Server) Stop() error { return s.srv.Stop() }
+func (s *Server) Stop() error {
+	s.quiet.Store(true)
+	return s.srv.Stop()
+}
+
+// quietCore drops every entry once quiet is set.
+type quietCore struct {
+	zapcore.Core
+	quiet *atomic.Bool
+}
+
+func (q quietCore) Enabled(l zapcore.Level) bool { return !q.quiet.Load() && q.Core.Enabled(l) }
+
+func (q quietCore) With(fields []zapcore.Field) zapcore.Core {
+	return quietCore{q.Core.With(fields), q.quiet}
+}
+
+func (q quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if q.quiet.Load() {
+		return ce
+	}
+	return q.Core.Check(e, ce)
+}
 
 func freePorts(ip string, n int) ([]int, error) {
 	out := make([]int, 0, n)
