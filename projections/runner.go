@@ -303,18 +303,26 @@ func (r *Runner) follow(ctx context.Context, p Projection, gen int, live bool) e
 		r.publish(ctx, p.Name(), from)
 	}
 	return r.subscribe(ctx, from+1, func(ctx context.Context, batch []event.Envelope) error {
-		for len(batch) > 0 {
-			n := min(len(batch), r.cfg.BatchSize)
-			if err := r.applyBatch(ctx, p, gen, batch[:n]); err != nil {
-				return err
-			}
+		return r.applyAll(ctx, p, gen, batch, func(pos uint64) {
 			if live {
-				r.publish(ctx, p.Name(), batch[n-1].Position)
+				r.publish(ctx, p.Name(), pos)
 			}
-			batch = batch[n:]
-		}
-		return nil
+		})
 	})
+}
+
+// applyAll applies a delivered batch in transactions of at most BatchSize
+// events, calling applied with the last position of each.
+func (r *Runner) applyAll(ctx context.Context, p Projection, gen int, batch []event.Envelope, applied func(pos uint64)) error {
+	for len(batch) > 0 {
+		n := min(len(batch), r.cfg.BatchSize)
+		if err := r.applyBatch(ctx, p, gen, batch[:n]); err != nil {
+			return err
+		}
+		applied(batch[n-1].Position)
+		batch = batch[n:]
+	}
+	return nil
 }
 
 // subscribe delivers $all from a position. A source that can also read
@@ -387,12 +395,8 @@ func (r *Runner) rebuild(ctx context.Context, p Projection, gen int) error {
 	}
 	caughtUp := errors.New("caught up")
 	err = r.subscribe(ctx, 1, func(ctx context.Context, batch []event.Envelope) error {
-		for len(batch) > 0 {
-			n := min(len(batch), r.cfg.BatchSize)
-			if err := r.applyBatch(ctx, p, gen, batch[:n]); err != nil {
-				return err
-			}
-			batch = batch[n:]
+		if err := r.applyAll(ctx, p, gen, batch, func(uint64) {}); err != nil {
+			return err
 		}
 		head, err := r.cfg.Source.Head(ctx)
 		if err != nil {
