@@ -6,6 +6,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,8 @@ import (
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	_ "modernc.org/sqlite" // driver "sqlite" for forgetMembers
 )
 
 // Config configures the embedded server. Zero values get defaults.
@@ -164,6 +167,9 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 					return nil, fmt.Errorf("temporal: schema of %s: %w", sc.DatabaseName, err)
 				}
 			}
+		}
+		if err := forgetMembers(c.DBPath); err != nil {
+			return nil, err
 		}
 	}
 
@@ -350,4 +356,23 @@ func dynamicConfig(overrides map[string]any) dynamicconfig.StaticClient {
 		m[dynamicconfig.MakeKey(k)] = []dynamicconfig.ConstrainedValue{{Value: v}}
 	}
 	return m
+}
+
+// forgetMembers deletes the cluster membership records of earlier runs.
+// The embedded server is a cluster of one process: every record already in
+// the file belongs to a dead incarnation (a process killed with SIGKILL
+// never removes its own). Left in place, the dead hosts stay in the
+// membership ring until their records expire, and work routed to them (the
+// matching service's task queues) waits: sagas stalled for ~50 s after a
+// SIGKILL and restart before this.
+func forgetMembers(path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return fmt.Errorf("temporal: open %s: %w", path, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM cluster_membership"); err != nil {
+		return fmt.Errorf("temporal: forget old cluster members in %s: %w", path, err)
+	}
+	return nil
 }
