@@ -50,6 +50,19 @@ type Backend struct {
 	// Positions, if set, is the tracker wrapping the store App appends to:
 	// writes then learn their position without reading it back.
 	Positions *PositionTracker
+	// Placement, if set, homes new orders (multi-region deployments): it
+	// returns the home of an order placed in market ("" when the request
+	// names none), and the order's ID becomes home + "." + the usual ID,
+	// so every region finds the order's owner from its ID
+	// (regions.Topology.HomeOf). An error (another region owns the home:
+	// see Config.MapError) refuses the request before anything is stored.
+	Placement func(ctx context.Context, market string) (home string, err error)
+	// Acknowledge, if set, runs after every write, with the position of
+	// its last event (also for a replayed command), before the answer:
+	// an error withholds the acknowledgement (sync durability across
+	// regions: the write must reach Kafka first). Its error goes through
+	// Config.MapError.
+	Acknowledge func(ctx context.Context, position uint64) error
 	// Audit serves /v1/audit/verify, journal, journal.csv and stream
 	// state; nil leaves those routes out.
 	Audit *Audit
@@ -340,6 +353,11 @@ func execute[A app.Aggregate](s *Server, r *http.Request, stream string, newAgg 
 	if err != nil {
 		return res, 0, Internal(err)
 	}
+	if s.backend.Acknowledge != nil && pos > 0 {
+		if err := s.backend.Acknowledge(r.Context(), pos); err != nil {
+			return res, 0, err
+		}
+	}
 	return res, pos, nil
 }
 
@@ -453,11 +471,7 @@ func parseAfter(r *http.Request) (uint64, error) {
 // the same way, and the log shows it redacted).
 func pathID(r *http.Request, name, what string) (string, error) {
 	id := r.PathValue(name)
-	ok := len(id) >= 1 && len(id) <= 64 && !containsPAN(id)
-	for i := 0; ok && i < len(id); i++ {
-		c := id[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
-	}
+	ok := validResourceID(id) && !containsPAN(id)
 	if !ok {
 		return "", notFound(what, redactPAN(id))
 	}

@@ -48,6 +48,10 @@ const (
 	CodeTooLarge Code = "too_large"
 	// CodeUnsupportedMediaType: the body is not application/json. 415.
 	CodeUnsupportedMediaType Code = "unsupported_media_type"
+	// CodeMisdirected: in a multi-region deployment, another region owns
+	// the resource's home; nothing was written here. Retry the request
+	// (same Idempotency-Key) at Location. 421.
+	CodeMisdirected Code = "misdirected"
 	// CodeUnavailable: a dependency is down or a read did not catch up in
 	// time; retry later. 503.
 	CodeUnavailable Code = "unavailable"
@@ -73,6 +77,7 @@ var codeInfo = map[Code]struct {
 	CodeIdempotencyKeyReused:  {http.StatusUnprocessableEntity, "Idempotency-Key reused"},
 	CodeTooLarge:              {http.StatusRequestEntityTooLarge, "Request body too large"},
 	CodeUnsupportedMediaType:  {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	CodeMisdirected:           {http.StatusMisdirectedRequest, "Misdirected request"},
 	CodeUnavailable:           {http.StatusServiceUnavailable, "Service unavailable"},
 	CodeInternal:              {http.StatusInternalServerError, "Internal error"},
 }
@@ -122,6 +127,9 @@ type Error struct {
 	Message string
 	Fields  []FieldError
 	Err     error
+	// Location, if set, is sent as the Location header (CodeMisdirected:
+	// where to retry).
+	Location string
 }
 
 func (e *Error) Error() string {

@@ -61,6 +61,7 @@ type paymentInput struct {
 
 type createOrderRequest struct {
 	CustomerID *string           `json:"customer_id"`
+	Market     *string           `json:"market"`
 	Currency   string            `json:"currency"`
 	Items      []itemInput       `json:"items"`
 	Discounts  []adjustmentInput `json:"discounts"`
@@ -282,14 +283,20 @@ func checkLabel(v *Validator, p Path, s string, maxLen int) {
 }
 
 func checkID(v *Validator, p Path, s string) {
-	ok := len(s) >= 1 && len(s) <= 64
+	if !validResourceID(s) {
+		v.Add(p, "invalid_value", "must be 1-64 letters, digits, _, - and . (not first)")
+	}
+}
+
+// validResourceID: 1-64 of [A-Za-z0-9_.-], not starting with "." (the spec's ID).
+// A dot separates a multi-region order's home from the rest ("eu.ord_...").
+func validResourceID(s string) bool {
+	ok := len(s) >= 1 && len(s) <= 64 && s[0] != '.'
 	for i := 0; ok && i < len(s); i++ {
 		c := s[i]
-		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
 	}
-	if !ok {
-		v.Add(p, "invalid_value", "must be 1-64 letters, digits, _ and -")
-	}
+	return ok
 }
 
 func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error {
@@ -306,6 +313,11 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 	if req.CustomerID != nil {
 		checkID(&v, "customer_id", *req.CustomerID)
 		customer = *req.CustomerID
+	}
+	market := ""
+	if req.Market != nil {
+		checkID(&v, "market", *req.Market)
+		market = *req.Market
 	}
 	if n := len(req.Items); n == 0 || n > 100 {
 		v.Add("items", "invalid_length", "must have 1 to 100 items")
@@ -358,6 +370,13 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 
 	cmd := s.command(r, "")
 	id := newID("ord_", cmd.ID)
+	if s.backend.Placement != nil {
+		home, err := s.backend.Placement(r.Context(), market)
+		if err != nil {
+			return err
+		}
+		id = home + "." + id
+	}
 	if err := s.saveToken(r, id, pay); err != nil {
 		return err
 	}

@@ -55,7 +55,13 @@ func (s *Server) problemFor(r *http.Request, e *Error) Problem {
 // writeProblem writes err as a problem response and records it for the
 // request's log line.
 func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error) {
-	e := ErrorOf(err)
+	var e *Error
+	if s.cfg.MapError != nil {
+		e = s.cfg.MapError(r, err)
+	}
+	if e == nil {
+		e = ErrorOf(err)
+	}
 	if info := infoFrom(r.Context()); info != nil {
 		info.err = e
 	}
@@ -69,6 +75,9 @@ func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, err error)
 	h.Set("Content-Type", ProblemContentType)
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	h.Set("Cache-Control", "no-store")
+	if e.Location != "" {
+		h.Set("Location", e.Location)
+	}
 	if e.Code == CodeUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="livecore"`)
 	}

@@ -119,6 +119,11 @@ type Config struct {
 	// Backend runs the /v1 endpoints; nil serves only the operational
 	// routes.
 	Backend *Backend
+	// MapError, if set, classifies an error before ErrorOf does (nil: not
+	// its error). A multi-region deployment maps "another region owns
+	// this" to CodeMisdirected with the owner's Location, and "the write's
+	// outcome is unknown" to CodeUnavailable.
+	MapError func(r *http.Request, err error) *Error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Rand is the entropy for request IDs and idempotency locks (default
