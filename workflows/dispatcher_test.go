@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/domain/order"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/dispatcher"
@@ -75,4 +77,70 @@ func TestDispatcherRestartsAndRedelivery(t *testing.T) {
 	if first.Started != 5 || second.Started != 5 || third.Started != 0 || third.Deduplicated < int64(len(ids)) || sagas != len(ids) {
 		t.Fatalf("stats %+v %+v %+v, %d sagas", first, second, third, sagas)
 	}
+}
+
+// TestDispatcherFilterAndRedrive is a region's view: the dispatcher starts
+// sagas only for the orders its filter accepts (the homes it holds); the
+// others get none until Redrive starts them from the orders' state (a home
+// taken over). Redrive leaves a running or completed saga alone and
+// replaces a terminated one (what a region does to the sagas of a home it
+// lost).
+func TestDispatcherFilterAndRedrive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Temporal server")
+	}
+	s := newStack(t, stackOptions{NoDispatcher: true})
+	s.stock()
+	s.startFilteredDispatcher(checkout.Options{Steps: testOptions}, func(env event.Envelope) bool {
+		return !strings.HasPrefix(env.StreamID, "order-far-")
+	})
+	s.placeAndChoose("near-1", "10.00", order.MethodCard, order.PlanKind{})
+	s.placeAndChoose("far-1", "10.00", order.MethodCard, order.PlanKind{})
+	s.placeAndChoose("far-2", "10.00", order.MethodCard, order.PlanKind{})
+	s.placeAndChoose("far-open", "10.00", order.PaymentMethod{}, order.PlanKind{}) // no choice yet: its saga waits
+	if res := s.checkout("near-1"); res.Outcome != checkout.OutcomeConfirmed {
+		t.Fatalf("near-1: %+v", res)
+	}
+	head, err := s.world.Store.Head(s.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		pos, err := dispatcher.ReadCheckpoint(filepath.Join(s.dir, "dispatcher.checkpoint"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos >= head {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range []string{"far-1", "far-2", "far-open"} {
+		if _, err := s.client.DescribeWorkflowExecution(s.ctx, checkout.WorkflowID(id), ""); err == nil {
+			t.Fatalf("%s has a saga although the filter refused its events", id)
+		}
+	}
+
+	far := []dispatcher.RedriveOrder{{OrderID: "far-1", Tenant: "t1"}, {OrderID: "far-2", Tenant: "t1"}, {OrderID: "far-open", Tenant: "t1"}}
+	n, err := s.disp.Redrive(s.ctx, far)
+	if err != nil || n != 3 {
+		t.Fatalf("redrive: %d started, %v", n, err)
+	}
+	for _, id := range []string{"far-1", "far-2"} {
+		if res := s.checkout(id); res.Outcome != checkout.OutcomeConfirmed {
+			t.Fatalf("%s after redrive: %+v", id, res)
+		}
+	}
+	// Again: far-1 and far-2 completed, far-open still waits: nothing new.
+	if n, err := s.disp.Redrive(s.ctx, far); err != nil || n != 0 {
+		t.Fatalf("second redrive: %d started, %v", n, err)
+	}
+	// A terminated saga (its home was lost) is replaced by the next take.
+	if err := s.client.TerminateWorkflow(s.ctx, checkout.WorkflowID("far-open"), "", "home lost"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.disp.Redrive(s.ctx, far[2:]); err != nil || n != 1 {
+		t.Fatalf("redrive after terminate: %d started, %v", n, err)
+	}
+	fmt.Printf("dispatcher filter and redrive: 1 saga by the filtered dispatcher, 3 by redrive, 0 on a second redrive, 1 after a terminate; stats %+v\n", s.disp.Stats())
 }

@@ -127,10 +127,14 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	return s
 }
 
-func (s *stack) startDispatcher(opts checkout.Options) {
+func (s *stack) startDispatcher(opts checkout.Options) { s.startFilteredDispatcher(opts, nil) }
+
+// startFilteredDispatcher starts a dispatcher that skips the events filter
+// refuses (nil: none), as a region's does for the homes it does not hold.
+func (s *stack) startFilteredDispatcher(opts checkout.Options, filter func(event.Envelope) bool) {
 	s.t.Helper()
 	d, err := dispatcher.New(dispatcher.Config{
-		Store: s.world.Store, Registry: s.world.Registry, Client: s.client, TaskQueue: s.taskQueue,
+		Store: s.world.Store, Filter: filter, Registry: s.world.Registry, Client: s.client, TaskQueue: s.taskQueue,
 		Checkpoint: filepath.Join(s.dir, "dispatcher.checkpoint"), Checkout: opts,
 	})
 	if err != nil {

@@ -62,6 +62,10 @@ import (
 type Config struct {
 	// Store is followed from the checkpoint. Required.
 	Store event.Subscriber
+	// Filter, if set, skips the events it returns false for: a region
+	// dispatches only the events of the homes it owns ($all also holds
+	// every other region's replicas). See Redrive for a home taken over.
+	Filter func(event.Envelope) bool
 	// Registry decodes the events the dispatcher acts on. Required.
 	Registry *event.Registry
 	// Client starts workflows. Use the client the local worker was built
@@ -117,7 +121,7 @@ func (c Config) Validate() error {
 // Run once.
 type Dispatcher struct {
 	cfg   Config
-	stats struct{ batches, started, deduplicated, signalled, retries atomic.Int64 }
+	stats struct{ batches, started, deduplicated, signalled, retries, redriven atomic.Int64 }
 }
 
 // New returns a Dispatcher; it fails if cfg does not Validate.
@@ -136,13 +140,14 @@ type Stats struct {
 	Deduplicated int64 // starts refused as duplicates (already started or finished)
 	Signalled    int64 // choices delivered with SignalWithStart
 	Retries      int64 // failed calls retried
+	Redriven     int64 // sagas started again by Redrive
 }
 
 // Stats returns the running totals.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{
 		Batches: d.stats.batches.Load(), Started: d.stats.started.Load(), Deduplicated: d.stats.deduplicated.Load(),
-		Signalled: d.stats.signalled.Load(), Retries: d.stats.retries.Load(),
+		Signalled: d.stats.signalled.Load(), Retries: d.stats.retries.Load(), Redriven: d.stats.redriven.Load(),
 	}
 }
 
@@ -192,6 +197,9 @@ func (d *Dispatcher) dispatch(ctx context.Context, batch []event.Envelope) error
 		switch env.Type {
 		case order.TypeOrderPlaced, order.TypeOrderPlacedV1, order.TypeCheckoutStarted, order.TypeReturnReceived, order.TypeRefundRequested:
 		default:
+			continue
+		}
+		if d.cfg.Filter != nil && !d.cfg.Filter(env) {
 			continue
 		}
 		ev, err := d.cfg.Registry.DecodeEnvelope(env)
@@ -256,6 +264,52 @@ func (d *Dispatcher) run(ctx context.Context, j *job) error {
 		return err
 	}
 	return nil
+}
+
+// Redrive starts the checkout saga of each order again, from the order's
+// state (the saga reads its choice from the aggregate): what a region does
+// for the open orders of a home it has just taken over, whose sagas ran in
+// the old owner's Temporal. A saga running here already is left alone, and
+// so is one that completed here; a run that failed or was terminated (this
+// region terminates its sagas of a home it loses) is replaced. Business
+// idempotency keys keep the provider calls single. It returns how many
+// started.
+func (d *Dispatcher) Redrive(ctx context.Context, orders []RedriveOrder) (int, error) {
+	var started atomic.Int64
+	sem := make(chan struct{}, d.cfg.Parallelism)
+	var wg sync.WaitGroup
+	errs := make([]error, len(orders))
+	for i, o := range orders {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			id := checkout.WorkflowID(o.OrderID)
+			errs[i] = d.retry(ctx, id, func() error {
+				opts := StartOptions(id, d.cfg.TaskQueue, false)
+				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, checkout.Checkout, checkout.Input{OrderID: o.OrderID, Tenant: o.Tenant, Options: d.cfg.Checkout})
+				switch {
+				case err == nil:
+					d.stats.started.Add(1)
+					d.stats.redriven.Add(1)
+					started.Add(1)
+					return nil
+				case IsAlreadyStarted(err):
+					d.stats.deduplicated.Add(1)
+					return nil
+				}
+				return fmt.Errorf("redrive %s: %w", id, err)
+			})
+		}()
+	}
+	wg.Wait()
+	return int(started.Load()), errors.Join(errs...)
+}
+
+// RedriveOrder names an order whose checkout saga Redrive starts again.
+type RedriveOrder struct {
+	OrderID, Tenant string
 }
 
 // start starts workflow id with input; started is false when the ID was
