@@ -65,15 +65,19 @@ func (s *Stack) buildAPI(ctx context.Context) error {
 	}
 	s.APIDB = db
 	s.closers = append(s.closers, db.Close)
-	keyStore := httpapi.NewSQLKeyStore(db)
+	shared := db
+	if s.cfg.Regional.SharedDB != nil {
+		shared = s.cfg.Regional.SharedDB
+	}
+	keyStore := httpapi.NewSQLKeyStore(shared)
 	// This process owns api.db: in-flight locks in memory, completed
 	// responses group-committed to the table (see LocalIdempotencyStore).
 	idem := httpapi.NewLocalIdempotencyStore(db)
 	s.Idempotency = idem
 	s.closers = append(s.closers, idem.Close)
-	s.Commerce = httpapi.NewSQLCommerceStore(db)
+	s.Commerce = httpapi.NewSQLCommerceStore(shared)
 	for _, m := range []interface{ Migrate(context.Context) error }{keyStore, idem, s.Commerce} {
-		if err := m.Migrate(ctx); err != nil {
+		if err := migrate(ctx, m.Migrate); err != nil {
 			return err
 		}
 	}
@@ -95,6 +99,7 @@ func (s *Stack) buildAPI(ctx context.Context) error {
 	cfg.Backend = &httpapi.Backend{
 		App: s.Service, Events: s.Store, Head: s.Store, Registry: s.Registry, Region: s.cfg.Region,
 		Tokens: s.Commerce, Drops: s.Commerce, Positions: s.positions,
+		Placement: s.cfg.Regional.Placement, Acknowledge: s.cfg.Regional.Acknowledge,
 		Audit: &httpapi.Audit{Log: s.Store, ReadDB: s.ReadDB, Position: s.Runner.Position, WaitFor: s.Runner.WaitFor},
 	}
 	if s.API, err = httpapi.New(cfg); err != nil {
@@ -257,4 +262,23 @@ func checkpointAPIDB(ctx context.Context, db *sql.DB, interval time.Duration, lo
 			log.Warn("api.db checkpoint", "err", err)
 		}
 	}
+}
+
+// migrate runs a store's CREATE ... IF NOT EXISTS statements, retried a few
+// times: regions starting together migrate the shared database at once,
+// and PostgreSQL may refuse one of two concurrent CREATE TABLE IF NOT
+// EXISTS of the same table (a unique violation in its catalog).
+func migrate(ctx context.Context, m func(context.Context) error) error {
+	var err error
+	for attempt := range 5 {
+		if err = m(ctx); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(50*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return err
 }

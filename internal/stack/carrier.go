@@ -28,6 +28,7 @@ import (
 // order whose saga no longer runs is logged and skipped.
 type carrierRelay struct {
 	store      event.Subscriber
+	filter     func(event.Envelope) bool // nil: every event
 	reg        *event.Registry
 	client     sdkclient.Client
 	checkpoint string
@@ -41,7 +42,7 @@ func (c *carrierRelay) Run(ctx context.Context) error {
 	}
 	return c.store.SubscribeAll(ctx, from+1, func(ctx context.Context, batch []event.Envelope) error {
 		for _, e := range batch {
-			if e.Type != httpapi.TypeCarrierReported && e.Type != httpapi.TypePayoffRequested {
+			if e.Type != httpapi.TypeCarrierReported && e.Type != httpapi.TypePayoffRequested || c.filter != nil && !c.filter(e) {
 				continue
 			}
 			ev, err := c.reg.DecodeEnvelope(e)

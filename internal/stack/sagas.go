@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/livecore/livecore/adapters/psp/sandbox"
+	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/workflows"
 	"github.com/livecore/livecore/workflows/dispatcher"
 )
@@ -33,12 +34,16 @@ func (s *Stack) buildSagas(ctx context.Context) error {
 		return fmt.Errorf("temporal client: %w", err)
 	}
 	s.closers = append(s.closers, func() error { cl.Close(); return nil })
-	if s.PSP == nil {
-		s.PSP = sandbox.New(sandbox.Config{})
+	psp := s.cfg.Regional.PSP
+	if psp == nil {
+		if s.PSP == nil {
+			s.PSP = sandbox.New(sandbox.Config{})
+		}
+		psp = s.PSP
 	}
 	w := worker.New(cl, workflows.TaskQueue, workflows.WorkerOptions())
 	if err := workflows.Register(w, workflows.Deps{
-		App: s.Service, Events: s.Store, Registry: s.Registry, PSP: s.PSP, Tokens: s.Commerce, Logger: s.log,
+		App: s.Service, Events: s.Store, Registry: s.Registry, PSP: psp, Tokens: s.Commerce, Logger: s.log,
 	}); err != nil {
 		return err
 	}
@@ -46,8 +51,13 @@ func (s *Stack) buildSagas(ctx context.Context) error {
 		return fmt.Errorf("saga worker: %w", err)
 	}
 	s.closers = append(s.closers, func() error { w.Stop(); return nil })
+	var source event.Subscriber = s.Store
+	if s.cfg.Regional.DispatchSource != nil {
+		source = s.cfg.Regional.DispatchSource
+	}
+	s.TemporalClient = cl
 	d, err := dispatcher.New(dispatcher.Config{
-		Store: s.Store, Registry: s.Registry, Client: cl, TaskQueue: workflows.TaskQueue,
+		Store: source, Filter: s.cfg.Regional.DispatchFilter, Registry: s.Registry, Client: cl, TaskQueue: workflows.TaskQueue,
 		Checkpoint: filepath.Join(s.cfg.DataDir, "dispatcher.checkpoint"), Logger: s.log,
 	})
 	if err != nil {
@@ -55,7 +65,7 @@ func (s *Stack) buildSagas(ctx context.Context) error {
 	}
 	s.Dispatcher = d
 	s.loops = append(s.loops, namedLoop{"saga-dispatcher", d.Run})
-	relay := &carrierRelay{store: s.Store, reg: s.Registry, client: cl, checkpoint: filepath.Join(s.cfg.DataDir, "carrier-relay.checkpoint"), log: s.log}
+	relay := &carrierRelay{store: source, filter: s.cfg.Regional.DispatchFilter, reg: s.Registry, client: cl, checkpoint: filepath.Join(s.cfg.DataDir, "carrier-relay.checkpoint"), log: s.log}
 	s.loops = append(s.loops, namedLoop{"carrier-relay", relay.Run})
 	return nil
 }

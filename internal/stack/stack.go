@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/livecore/livecore/adapters/eventstore/open"
 	"github.com/livecore/livecore/adapters/httpapi"
@@ -26,6 +27,7 @@ import (
 	tembedded "github.com/livecore/livecore/adapters/temporal/embedded"
 	"github.com/livecore/livecore/domain/app"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/payment"
 	"github.com/livecore/livecore/projections"
 	"github.com/livecore/livecore/projections/journal"
 	"github.com/livecore/livecore/projections/readmodels"
@@ -64,6 +66,39 @@ type Config struct {
 	// Build; Registerer/Gatherer default to the stack's Metrics).
 	HTTP   httpapi.Config
 	Logger *slog.Logger
+
+	// Multi-region hooks (regions/node sets them; a single-region stack
+	// leaves them zero).
+	Regional RegionHooks
+}
+
+// RegionHooks let a region node run the product over its own parts: its
+// event store, a write path that checks ownership, a database shared by
+// every region, and sagas only for the homes it owns.
+type RegionHooks struct {
+	// Store, if set, is the event store to use (the caller opened it and
+	// closes it after the stack); EventStore/EventStoreDSN are ignored.
+	Store event.Store
+	// AppStore, if set, is what the application service (the API and the
+	// sagas) appends through and loads from: the fenced appender.
+	AppStore app.Store
+	// SharedDB, if set, holds what every region must see: API keys,
+	// payment tokens, drop terms (the control plane's database). The
+	// idempotency records stay in the region's api.db.
+	SharedDB *sql.DB
+	// Placement homes new orders (httpapi.Backend.Placement).
+	Placement func(ctx context.Context, market string) (home string, err error)
+	// Acknowledge holds an API write's answer until its position may be
+	// acknowledged (httpapi.Backend.Acknowledge: sync durability).
+	Acknowledge func(ctx context.Context, position uint64) error
+	// PSP is the payment provider the sagas call (default: an in-process
+	// sandbox, Stack.PSP).
+	PSP payment.Provider
+	// DispatchSource is what the saga dispatcher and the carrier relay
+	// follow (default Store); DispatchFilter, if set, skips the events it
+	// returns false for (another region's homes).
+	DispatchSource event.Subscriber
+	DispatchFilter func(event.Envelope) bool
 }
 
 // Stack is the whole product in one process. Build opens every part; Run
@@ -96,6 +131,8 @@ type Stack struct {
 	// Dispatcher starts the sagas (nil with NoTemporal).
 	PSP        *sandbox.Sandbox
 	Dispatcher *dispatcher.Dispatcher
+	// TemporalClient is the sagas' Temporal client (nil with NoTemporal).
+	TemporalClient sdkclient.Client
 
 	positions *httpapi.PositionTracker
 
@@ -133,12 +170,20 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 
-	if s.Store, err = open.Open(ctx, open.Config{Kind: cfg.EventStore, Dir: filepath.Join(cfg.DataDir, "events"), DSN: cfg.EventStoreDSN}); err != nil {
-		return nil, fmt.Errorf("event store: %w", err)
+	if cfg.Regional.Store != nil {
+		s.Store = cfg.Regional.Store
+	} else {
+		if s.Store, err = open.Open(ctx, open.Config{Kind: cfg.EventStore, Dir: filepath.Join(cfg.DataDir, "events"), DSN: cfg.EventStoreDSN}); err != nil {
+			return nil, fmt.Errorf("event store: %w", err)
+		}
+		s.closers = append(s.closers, s.Store.Close)
 	}
-	s.closers = append(s.closers, s.Store.Close)
 	s.positions = httpapi.NewPositionTracker()
-	if s.Service, err = app.New(app.Config{Store: s.positions.Wrap(s.Store), Registry: s.Registry}); err != nil {
+	var appStore app.Store = s.Store
+	if cfg.Regional.AppStore != nil {
+		appStore = cfg.Regional.AppStore
+	}
+	if s.Service, err = app.New(app.Config{Store: s.positions.Wrap(appStore), Registry: s.Registry}); err != nil {
 		return nil, err
 	}
 
