@@ -104,6 +104,11 @@ type ControlPlane struct {
 	now     string // SQL expression: the database clock in Unix ms
 }
 
+// DB is the control plane's database. Region nodes keep what every
+// region must see in it besides ownership (the API's keys, payment tokens
+// and drop terms, in their own tables).
+func (c *ControlPlane) DB() *sql.DB { return c.db }
+
 // OpenControlPlane opens the database named by dsn: "postgres://..." or
 // "postgresql://..." (PostgreSQL, CockroachDB; driver pgx), or
 // "sqlite:PATH" / a path ending in ".db" (SQLite, opened with WAL, a busy

@@ -253,6 +253,16 @@ func (l *Leases) States() []LeaseState {
 	return out
 }
 
+// Holds reports whether this process holds a known-valid lease on home
+// now (held, not lost, not draining, within its local validity): whether
+// it may act for the home's streams (write, start sagas, move money).
+func (l *Leases) Holds(home string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.homes[home]
+	return h != nil && h.held && !h.lost && !h.draining && l.cfg.Now().Before(h.validUntil)
+}
+
 // Changed returns a channel closed at the next change of ownership or
 // leases seen by this keeper.
 func (l *Leases) Changed() <-chan struct{} {

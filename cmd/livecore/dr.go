@@ -384,12 +384,18 @@ func newDRNodeCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
-		Short: "Run one region's stack: event store, Kafka bridge, replicator, ownership lease, order and DR HTTP surface",
+		Short: "Run one region's whole stack: event store, Kafka bridge, replicator, ownership lease, API, read models, Temporal and sagas",
 		Long: `Run one region: the Pebble event store (<data-dir>/events), the exactly-once
 Kafka bridge (topics <kafka-namespace><region>.livecore.<category>.v1), the
 replicator of every other region's topics, the ownership lease keeper and the
-fenced appender, the application service, a checkout driver, and the HTTP
-surface documented in regions/node (orders, /healthz, /v1/dr/*, /metrics).
+fenced appender, and the product over them: the HTTP API (docs/api.md), the
+read models, the embedded Temporal server with the saga worker and dispatcher
+(sagas only for the homes this region holds). Extra routes: /healthz,
+/v1/route, /v1/dr/* and /metrics (see regions/node).
+
+API keys, payment tokens and drop terms are kept in the control-plane
+database (every region authenticates the same keys); create keys there with
+'livecore keys create --db <control-plane DSN>' or the drill's provisioning.
 
 On start it reconciles its log with the control plane: events it wrote beyond
 a cut (a forced failover happened while it was down) are moved to

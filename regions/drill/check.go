@@ -237,7 +237,7 @@ func (d *drill) check(ctx context.Context, rep *Report) error {
 		if st := states[id]; st == nil || st.started == 0 {
 			// Money moved for a checkout the history does not have (it
 			// was beyond the cut): possible in async mode only, where the
-			// driver acts on locally durable events.
+			// sagas act on locally durable events.
 			rep.OrphanCharges++
 			if d.cfg.Durability == regions.Sync {
 				rep.fail("order %s charged but its checkout is not in the history", id)
@@ -284,9 +284,15 @@ func (d *drill) check(ctx context.Context, rep *Report) error {
 	// got no answer retried with the same key at the new owner, which then
 	// wrote it (another event, same command) and acknowledged it.
 	d.load.mu.Lock()
+	byID := map[string]*orderRec{}
+	for _, o := range d.load.orders {
+		if o.ID != "" {
+			byID[o.ID] = o
+		}
+	}
 	for w := range reported {
 		id, kind, _ := strings.Cut(w, "/")
-		o, st := d.load.orders[id], states[id]
+		o, st := byID[id], states[id]
 		switch {
 		case o == nil:
 		case kind == "place" && !o.PlacedAt.IsZero() && (st == nil || st.placed == 0):

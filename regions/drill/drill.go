@@ -325,8 +325,15 @@ func (d *drill) run(ctx context.Context) error {
 	}
 	d.say("%d regions serving (%s), durability %s, each owning its home", cfg.Regions, strings.Join(d.topo.RegionNames(), ", "), cfg.Durability)
 
+	// The drill's tenant: keys in the shared database (every region
+	// authenticates them), one SKU per home, stocked at its owner.
+	runID := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	d.load = newLoad(d.topo, cfg.Rate, cfg.Workers, runID)
+	if err := d.provision(ctx); err != nil {
+		return fmt.Errorf("provision the drill tenant: %w", err)
+	}
+
 	// Load.
-	d.load = newLoad(d.topo, cfg.Rate, cfg.Workers, fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff))
 	lctx, stopLoad := context.WithCancel(ctx)
 	var lwg sync.WaitGroup
 	lwg.Go(func() { d.load.run(lctx) })
@@ -615,8 +622,8 @@ func (d *drill) settle(ctx context.Context) error {
 					busy = fmt.Sprintf("%s lags %d events behind %s", r, p.LagEvents, p.Peer)
 				}
 			}
-			if st.Driver.Open > 0 {
-				busy = fmt.Sprintf("%s has %d open checkouts", r, st.Driver.Open)
+			if st.Sagas.Checkouts > 0 {
+				busy = fmt.Sprintf("%s has %d checkouts in flight", r, st.Sagas.Checkouts)
 			}
 			heads[st.Head] = true
 		}

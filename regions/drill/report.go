@@ -217,13 +217,13 @@ func (r *Report) Markdown() string {
 		}
 	}
 	if len(r.Nodes) > 0 {
-		b.WriteString("\n| region | head | published | rejected replicas | sagas confirmed / resumed | fence refused / lost |\n|---|---|---|---|---|---|\n")
+		b.WriteString("\n| region | head | published | rejected replicas | sagas started / re-driven / terminated | fence refused / lost |\n|---|---|---|---|---|---|\n")
 		for _, n := range r.Nodes {
 			var rej uint64
 			for _, p := range n.Peers {
 				rej += p.Rejected
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d | %d / %d |\n", n.Region, n.Head, n.Published, rej, n.Driver.Confirmed, n.Driver.Resumed, n.Fence.Refused, n.Fence.Lost)
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d / %d / %d | %d / %d |\n", n.Region, n.Head, n.Published, rej, n.Sagas.Started, n.Sagas.Redriven, n.Sagas.Terminated, n.Fence.Refused, n.Fence.Lost)
 		}
 	}
 	b.WriteString("\n### Timeline\n\n```\n")

@@ -9,50 +9,17 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/livecore/livecore/domain/app"
+	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/domain/event"
-	"github.com/livecore/livecore/domain/money"
-	"github.com/livecore/livecore/domain/order"
 	"github.com/livecore/livecore/regions"
 	"github.com/livecore/livecore/regions/replicate"
 )
-
-// PlaceOrderRequest is the body of POST /v1/orders.
-type PlaceOrderRequest struct {
-	OrderID    string      `json:"order_id"`
-	CustomerID string      `json:"customer_id"`
-	Market     string      `json:"market"`
-	Currency   string      `json:"currency"`
-	Lines      []OrderLine `json:"lines"`
-}
-
-// OrderLine is one cart line.
-type OrderLine struct {
-	SKU       string `json:"sku"`
-	Quantity  int64  `json:"quantity"`
-	UnitPrice string `json:"unit_price"`
-}
-
-// CheckoutRequest is the body of POST /v1/orders/{id}/checkout.
-type CheckoutRequest struct {
-	Method string `json:"method"` // "card"
-}
-
-// OrderResponse is an order as a region sees it, and the answer of a write.
-type OrderResponse struct {
-	OrderID    string `json:"order_id"`
-	Status     string `json:"status"`
-	Version    uint64 `json:"version"`
-	Position   uint64 `json:"position,omitempty"` // local $all position of the write
-	Total      string `json:"total,omitempty"`
-	PaymentRef string `json:"payment_ref,omitempty"`
-	Region     string `json:"region"` // the region that answered
-	Replayed   bool   `json:"replayed,omitempty"`
-}
 
 // Problem is an error answer (RFC 9457 fields plus the route on 421).
 type Problem struct {
@@ -66,16 +33,28 @@ type Problem struct {
 
 func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/orders", n.ready(n.handlePlace))
-	mux.HandleFunc("POST /v1/orders/{id}/checkout", n.ready(n.handleCheckout))
-	mux.HandleFunc("GET /v1/orders/{id}", n.ready(n.handleGetOrder))
 	mux.HandleFunc("GET /v1/route", n.ready(n.handleRoute))
 	mux.HandleFunc("GET /healthz", n.handleHealth)
 	mux.HandleFunc("GET /v1/dr/status", n.ready(n.handleStatus))
 	mux.HandleFunc("GET /v1/dr/events", n.ready(n.handleEvents))
 	mux.HandleFunc("POST /v1/dr/drain", n.ready(n.handleDrain))
 	mux.HandleFunc("POST /v1/dr/catchup", n.ready(n.handleCatchUp))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(n.prom, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		g := prometheus.Gatherers{n.prom}
+		if n.stack != nil && n.api.Load() != nil {
+			g = append(g, n.stack.Metrics)
+		}
+		promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+	})
+	// Everything else is the product's API, once it is built.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api := n.api.Load()
+		if api == nil || n.state.Load() == "starting" {
+			n.problem(w, http.StatusServiceUnavailable, "starting", "the region is starting (reconciling its log)", nil)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 	return mux
 }
 
@@ -117,32 +96,11 @@ func badRequest(format string, args ...any) error {
 // writeErr maps an error to its answer, once.
 func (n *Node) writeErr(w http.ResponseWriter, err error) {
 	var he *httpError
-	var noe *regions.NotOwnerError
 	switch {
 	case errors.As(err, &he):
 		n.problem(w, he.status, he.typ, he.Error(), nil)
-	case errors.As(err, &noe):
-		var rt *regions.Route
-		if r, rerr := n.router.OwnerOfHome(noe.Home, ""); rerr == nil {
-			rt = &r
-		}
-		if rt != nil && rt.Owner == n.cfg.Region {
-			// We own it but may not write right now (lease being taken,
-			// draining, lost): retry shortly.
-			n.problem(w, http.StatusServiceUnavailable, "not_writable", err.Error(), rt)
-			return
-		}
-		n.problem(w, http.StatusMisdirectedRequest, "not_owner", err.Error(), rt)
-	case errors.Is(err, regions.ErrOwnershipLost), errors.Is(err, regions.ErrNotDurable):
-		n.problem(w, http.StatusServiceUnavailable, "outcome_unknown", err.Error()+"; retry with the same Idempotency-Key", nil)
-	case errors.Is(err, event.ErrWrongExpectedVersion), errors.Is(err, order.ErrAlreadyPlaced), errors.Is(err, order.ErrIllegalTransition):
-		n.problem(w, http.StatusConflict, "conflict", err.Error(), nil)
-	case errors.Is(err, order.ErrNotPlaced):
-		n.problem(w, http.StatusNotFound, "not_found", err.Error(), nil)
-	case errors.Is(err, app.ErrInvalidCommand), errors.Is(err, order.ErrInvalidInput), errors.Is(err, event.ErrInvalidAppend):
-		n.problem(w, http.StatusUnprocessableEntity, "invalid", err.Error(), nil)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		n.problem(w, http.StatusServiceUnavailable, "outcome_unknown", err.Error(), nil)
+		n.problem(w, http.StatusServiceUnavailable, "timeout", err.Error(), nil)
 	default:
 		n.log.Error("request failed", "err", err)
 		n.problem(w, http.StatusInternalServerError, "internal", "internal error", nil)
@@ -160,128 +118,59 @@ func decode(r *http.Request, dst any) error {
 	return nil
 }
 
-// route checks ownership before any work: 421 with the owner when the
-// stream is written elsewhere.
-func (n *Node) route(w http.ResponseWriter, stream string) bool {
-	rt, err := n.router.Owner(stream)
-	if err != nil {
-		n.problem(w, http.StatusServiceUnavailable, "no_route", err.Error(), nil)
-		return false
-	}
-	if !rt.Local {
-		n.problem(w, http.StatusMisdirectedRequest, "not_owner",
-			fmt.Sprintf("%s belongs to home %s, owned by %s at epoch %d", stream, rt.Home, rt.Owner, rt.Epoch), &rt)
-		return false
-	}
-	return true
-}
-
-func commandID(r *http.Request, op string) (string, error) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" || len(key) > 200 {
-		return "", badRequest("Idempotency-Key header required (1-200 characters)")
-	}
-	return "http/" + op + "/" + key, nil
-}
-
-func (n *Node) handlePlace(w http.ResponseWriter, r *http.Request) error {
-	var req PlaceOrderRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	cmdID, err := commandID(r, "place")
-	if err != nil {
-		return err
-	}
-	stream := order.StreamID(req.OrderID)
-	if req.OrderID == "" || event.ValidateStreamID(stream) != nil {
-		return badRequest("order_id %q", req.OrderID)
-	}
-	if !n.route(w, stream) {
-		return nil
-	}
-	cur, err := money.ParseCurrency(req.Currency)
-	if err != nil {
-		return badRequest("currency: %v", err)
-	}
-	cmd := order.PlaceOrder{OrderID: req.OrderID, CustomerID: req.CustomerID, Region: req.Market, Currency: cur}
-	for i, l := range req.Lines {
-		p, err := money.ParseIn(l.UnitPrice, cur)
-		if err != nil {
-			return badRequest("line %d: unit_price: %v", i+1, err)
+// place homes a new order (httpapi.Backend.Placement): market is a market
+// of the topology or a home's name; "" is the first home this region
+// prefers. A home this region cannot write now is refused with
+// *regions.NotOwnerError (mapError: 421 with the owner, or 503).
+func (n *Node) place(ctx context.Context, market string) (string, error) {
+	home := ""
+	switch h, ok := n.cfg.Topology.HomeOfMarket(market); {
+	case market == "":
+		if hs := n.cfg.Topology.HomesPreferring(n.cfg.Region); len(hs) > 0 {
+			home = hs[0]
+		} else {
+			home = n.cfg.Topology.Homes[0].Name
 		}
-		cmd.Lines = append(cmd.Lines, order.LineItem{SKU: l.SKU, Quantity: l.Quantity, UnitPrice: p})
-	}
-	return n.execute(w, r, stream, cmdID, http.StatusCreated, func(o *order.Order) ([]event.Event, error) {
-		return o.Place(cmd, time.Now().UTC())
-	})
-}
-
-func (n *Node) handleCheckout(w http.ResponseWriter, r *http.Request) error {
-	var req CheckoutRequest
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	cmdID, err := commandID(r, "checkout")
-	if err != nil {
-		return err
-	}
-	if req.Method != "" && req.Method != "card" {
-		return badRequest("method %q: the drill node supports card only", req.Method)
-	}
-	stream := order.StreamID(r.PathValue("id"))
-	if !n.route(w, stream) {
-		return nil
-	}
-	return n.execute(w, r, stream, cmdID, http.StatusAccepted, func(o *order.Order) ([]event.Event, error) {
-		return o.StartCheckout(order.MethodCard, order.PlanKind{}, time.Now().UTC())
-	})
-}
-
-// execute runs one command through the fenced app service and acknowledges
-// it according to the durability mode.
-func (n *Node) execute(w http.ResponseWriter, r *http.Request, stream, cmdID string, status int, decide func(*order.Order) ([]event.Event, error)) error {
-	ctx, cancel := context.WithTimeout(r.Context(), n.cfg.SyncTimeout+5*time.Second)
-	defer cancel()
-	cmd := app.Command{ID: cmdID, Metadata: event.Metadata{Actor: "api", CorrelationID: r.Header.Get("Idempotency-Key")}}
-	res, err := app.Execute(ctx, n.svc, stream, func() *order.Order { return &order.Order{} }, cmd, decide)
-	if err != nil {
-		return err
-	}
-	resp := OrderResponse{OrderID: r.PathValue("id"), Region: n.cfg.Region, Version: res.LastVersion, Replayed: res.Replayed}
-	if res.LastVersion > 0 {
-		evs, err := n.store.ReadStream(ctx, stream, res.LastVersion, 1)
-		if err != nil || len(evs) != 1 {
-			return fmt.Errorf("read back %s v%d: %w", stream, res.LastVersion, err)
+	case ok:
+		home = h
+	default:
+		if _, ok := n.cfg.Topology.Home(market); !ok {
+			return "", &httpapi.Error{Code: httpapi.CodeInvalid, Message: "unknown market " + strconv.Quote(market),
+				Fields: []httpapi.FieldError{{Field: "market", Code: "unknown_market", Message: "must be a market or home of the deployment"}}}
 		}
-		resp.Position = evs[0].Position
-		if err := n.acker.Ack(ctx, event.AppendResult{LastPosition: resp.Position}); err != nil {
-			return err
-		}
+		home = market
 	}
-	o, v, err := app.Load(ctx, n.svc, stream, func() *order.Order { return &order.Order{} })
-	if err == nil {
-		resp.OrderID, resp.Status, resp.Version = o.ID(), o.Status().String(), v
+	g, err := n.leases.Enter(home)
+	if err != nil {
+		return "", err
 	}
-	writeJSON(w, status, resp)
-	return nil
+	g.Exit()
+	return home, nil
 }
 
-func (n *Node) handleGetOrder(w http.ResponseWriter, r *http.Request) error {
-	stream := order.StreamID(r.PathValue("id"))
-	o, v, err := app.Load(r.Context(), n.svc, stream, func() *order.Order { return &order.Order{} })
-	if err != nil {
-		return err
+// acknowledge holds an API write's answer per the durability mode.
+func (n *Node) acknowledge(ctx context.Context, position uint64) error {
+	return n.acker.Ack(ctx, event.AppendResult{LastPosition: position})
+}
+
+// mapError gives the API's answers to ownership and durability errors.
+func (n *Node) mapError(r *http.Request, err error) *httpapi.Error {
+	var noe *regions.NotOwnerError
+	switch {
+	case errors.As(err, &noe):
+		rt, rerr := n.router.OwnerOfHome(noe.Home, "")
+		if rerr != nil || rt.Owner == "" || rt.Owner == n.cfg.Region || rt.URL == "" {
+			// This region owns the home but may not write it right now
+			// (lease being taken, draining, lost), or nobody is known to.
+			return &httpapi.Error{Code: httpapi.CodeUnavailable, Err: err,
+				Message: "home " + noe.Home + " cannot be written here right now (" + noe.Reason + "); retry shortly, with the same Idempotency-Key"}
+		}
+		return &httpapi.Error{Code: httpapi.CodeMisdirected, Err: err, Location: strings.TrimRight(rt.URL, "/") + r.URL.RequestURI(),
+			Message: fmt.Sprintf("home %s is owned by region %s (epoch %d): nothing was written here; retry at Location with the same Idempotency-Key", noe.Home, rt.Owner, rt.Epoch)}
+	case errors.Is(err, regions.ErrOwnershipLost), errors.Is(err, regions.ErrNotDurable):
+		return &httpapi.Error{Code: httpapi.CodeUnavailable, Err: err,
+			Message: "the write's outcome is unknown (" + err.Error() + "); retry with the same Idempotency-Key"}
 	}
-	if v == 0 {
-		n.problem(w, http.StatusNotFound, "not_found", "no such order here", nil)
-		return nil
-	}
-	resp := OrderResponse{OrderID: o.ID(), Status: o.Status().String(), Version: v, Region: n.cfg.Region, PaymentRef: o.PaymentRef()}
-	if t := o.Total(); t.IsValid() {
-		resp.Total = t.String()
-	}
-	writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -319,7 +208,7 @@ type Status struct {
 	Owners     []regions.Ownership    `json:"owners"`
 	Peers      []replicate.PeerStatus `json:"peers"`
 	Fence      regions.FenceStats     `json:"fence"`
-	Driver     DriverStats            `json:"driver"`
+	Sagas      SagaStats              `json:"sagas"`
 	// Unreplicated is the last loss report written by this region when it
 	// came back after a forced failover (nil: none).
 	Unreplicated *Unreplicated `json:"unreplicated,omitempty"`
@@ -329,7 +218,7 @@ type Status struct {
 func (n *Node) status(ctx context.Context) Status {
 	s := Status{Region: n.cfg.Region, State: n.state.Load().(string), Durability: n.cfg.Durability.String(),
 		Published: n.bridge.Published(), BridgeErr: n.bridgeErr.Load().(string), Leases: n.leases.States(),
-		Peers: n.rep.Status(), Fence: n.fence.Stats(), Driver: n.drv.stats(), Unreplicated: n.lost,
+		Peers: n.rep.Status(), Fence: n.fence.Stats(), Sagas: n.sagas.stats(), Unreplicated: n.lost,
 		Uptime: time.Since(n.started).Seconds()}
 	s.Head, _ = n.store.Head(ctx)
 	s.Owners, _ = n.leases.Owners()

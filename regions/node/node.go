@@ -1,33 +1,41 @@
-// Package node runs one region's stack as a process: the durable event
-// store, the exactly-once Kafka bridge, the replicator, the ownership lease
-// keeper with the fenced appender, the application service, a checkout
-// driver, and an HTTP surface for orders and for DR operations. The DR
+// Package node runs one region's whole stack as a process: the durable
+// event store, the exactly-once Kafka bridge, the replicator, the ownership
+// lease keeper with the fenced appender, and the product itself
+// (internal/stack): the HTTP API (adapters/httpapi), the read models, and
+// the embedded Temporal server with the saga worker and dispatcher. The DR
 // drill (regions/drill) spawns it as `livecore dr node --region X ...`.
 //
-// HTTP surface (JSON):
+// HTTP surface: the product's API (docs/api.md), plus
 //
-//	POST /v1/orders                  place an order (Idempotency-Key required)
-//	POST /v1/orders/{id}/checkout    start a card checkout (Idempotency-Key required)
-//	GET  /v1/orders/{id}             the order as this region sees it
 //	GET  /v1/route?stream=S          which region writes S
-//	GET  /healthz                    200 while serving; state ok|starting|fenced
-//	GET  /v1/dr/status               store head, bridge, leases, ownership, replication, fence, driver
+//	GET  /healthz                    200 while serving; state starting|ok|fenced
+//	GET  /v1/dr/status               store head, bridge, leases, ownership, replication, fence, sagas
 //	GET  /v1/dr/events?from=P&max=N  the local $all (for drill checks)
 //	POST /v1/dr/drain   {"home"}     planned handover, old owner's side: drain, publish, release
 //	POST /v1/dr/catchup {"peer"}     new owner's side: wait until everything peer published is applied
-//	GET  /metrics                    Prometheus
+//	GET  /metrics                    Prometheus (the node's and the product's)
 //
-// A write for a stream this region does not own is answered 421
-// Misdirected Request with the owner's URL (body and Location header),
-// never written locally. A write whose outcome is unknown (lease lost
-// during the append, or in sync mode not committed to Kafka in time) is
-// answered 503: retry with the same Idempotency-Key at the owner.
+// In region mode the API differs from a single-region one in four ways:
 //
-// The real HTTP API (adapters/httpapi) and the Temporal checkout saga
-// (workflows/) are not mounted yet: the node serves its own minimal order
-// endpoints through domain/app, and drives checkouts with a stand-in driver
-// (driver.go) that follows the same rules as the saga (state from the
-// aggregates, business idempotency keys).
+//   - New orders are homed: POST /v1/orders takes "market" (a market of
+//     the topology; default: the first home this region prefers) and the
+//     order ID begins with the home ("h1.ord_...").
+//   - A write for a stream this region does not own is answered 421
+//     Misdirected (code "misdirected") with the owner's URL in Location,
+//     and nothing is written; reads are served from the local replicas.
+//   - A write whose outcome is unknown (lease lost during the append, or
+//     in sync mode not committed to Kafka in time) is answered 503: retry
+//     with the same Idempotency-Key at the owner.
+//   - API keys, payment tokens and drop terms live in the control-plane
+//     database, shared by every region; Idempotency-Key records stay in the
+//     region (a retry at another region after a failover is recognised by
+//     its command ID instead: it appends nothing twice).
+//
+// Sagas run only for the homes this region holds: the dispatcher skips
+// other homes' events (replicas), and the saga keeper (sagas.go) re-drives
+// the open checkouts of a home this region takes and terminates its sagas
+// of a home it does not hold. Provider calls go through a guard that
+// refuses orders of homes not held.
 package node
 
 import (
@@ -45,15 +53,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/livecore/livecore/adapters/eventstore/pebble"
+	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/adapters/kafka"
 	"github.com/livecore/livecore/adapters/psp/sandbox"
-	"github.com/livecore/livecore/domain/app"
+	"github.com/livecore/livecore/adapters/psp/sandboxhttp"
 	"github.com/livecore/livecore/domain/event"
-	"github.com/livecore/livecore/domain/order"
 	"github.com/livecore/livecore/domain/payment"
+	"github.com/livecore/livecore/internal/stack"
 	"github.com/livecore/livecore/regions"
 	"github.com/livecore/livecore/regions/replicate"
 )
@@ -86,13 +94,10 @@ type Config struct {
 	BridgeMaxDelay time.Duration
 	// Partitions of new topics. Default 4.
 	Partitions int32
-	// PSPURL is the payment provider (PSPHandler); "" runs an in-process
-	// sandbox (single-region development only: charges are then not
-	// shared across regions).
+	// PSPURL is the payment provider (PSPHandler: the sandbox over HTTP,
+	// shared by every region); "" runs an in-process sandbox (single-region
+	// development only: charges are then not shared across regions).
 	PSPURL string
-	// CardToken is the test token the checkout driver charges. Default
-	// tok_visa_approve.
-	CardToken string
 	// SyncTimeout bounds a sync-mode acknowledgement. Default 10 s.
 	SyncTimeout time.Duration
 	Logger      *slog.Logger
@@ -112,9 +117,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 4
-	}
-	if c.CardToken == "" {
-		c.CardToken = "tok_visa_approve"
 	}
 	if c.SyncTimeout == 0 {
 		c.SyncTimeout = 10 * time.Second
@@ -180,9 +182,9 @@ type Node struct {
 	fence  *regions.FencedAppender
 	router *regions.Router
 	acker  regions.Acker
-	svc    *app.Service
-	drv    *driver
-	reg    *event.Registry
+	stack  *stack.Stack
+	sagas  *sagaKeeper
+	api    atomic.Pointer[httpapi.Server] // set once the product is built
 	prom   *prometheus.Registry
 	lost   *Unreplicated
 
@@ -208,7 +210,6 @@ func Run(ctx context.Context, cfg Config) error {
 	n := &Node{cfg: cfg, log: log, prom: prometheus.NewRegistry(), started: time.Now()}
 	n.state.Store("starting")
 	n.bridgeErr.Store("")
-	n.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Listen first: the drill and the load find the node, and health says
 	// "starting" while it reconciles.
@@ -274,32 +275,36 @@ func Run(ctx context.Context, cfg Config) error {
 	n.fence = regions.NewFencedAppender(n.store, cfg.Topology, cfg.Region, n.leases)
 	n.router = regions.NewRouter(cfg.Topology, cfg.Region, n.leases)
 	n.acker = regions.Acker{Mode: cfg.Durability, Published: n.bridge, Timeout: cfg.SyncTimeout}
-	n.reg = event.NewRegistry()
-	order.Register(n.reg)
-	n.svc, err = app.New(app.Config{Store: fencedStore{n.fence, n.store}, Registry: n.reg})
-	if err != nil {
-		return err
-	}
-	var psp payment.Authorizer
+	var psp payment.Provider = sandbox.New(sandbox.Config{})
 	if cfg.PSPURL != "" {
-		psp = &PSPClient{URL: cfg.PSPURL}
-	} else {
-		psp = sandbox.New(sandbox.Config{})
+		psp = sandboxhttp.NewClient(strings.TrimRight(cfg.PSPURL, "/"), nil)
 	}
-	tok, err := payment.ParseToken(cfg.CardToken)
+	var source event.Subscriber = n.store
+	if cfg.Durability == regions.Sync {
+		source = publishedSource{n.store, n.bridge}
+	}
+	n.stack, err = stack.Build(ctx, stack.Config{
+		DataDir: cfg.DataDir, Region: cfg.Region, NoKafka: true, NoDemo: true, Logger: log,
+		HTTP: httpapi.Config{MapError: n.mapError},
+		Regional: stack.RegionHooks{
+			Store: n.store, AppStore: fencedStore{n.fence, n.store}, SharedDB: n.cp.DB(),
+			Placement: n.place, Acknowledge: n.acknowledge,
+			PSP:            guardedPSP{Provider: psp, topo: cfg.Topology, leases: n.leases},
+			DispatchSource: source,
+			DispatchFilter: func(env event.Envelope) bool { return n.leases.Holds(cfg.Topology.HomeOf(env.StreamID)) },
+		},
+	})
 	if err != nil {
 		return err
 	}
-	n.drv = &driver{region: cfg.Region, topo: cfg.Topology, svc: n.svc, psp: psp, leases: n.leases, reg: n.reg, token: tok,
-		log: log, now: time.Now, open: map[string]*openCheckout{}}
-	if cfg.Durability == regions.Sync {
-		n.drv.durable = n.bridge.WaitPublished
-	}
+	defer n.stack.Close()
+	n.sagas = newSagaKeeper(cfg.Topology, n.leases, n.store, n.stack.Dispatcher, n.stack.TemporalClient, log)
+	n.api.Store(n.stack.API)
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	fail := make(chan error, 4)
+	fail := make(chan error, 8)
 	wg.Go(func() {
 		err := n.bridge.Run(rctx)
 		if rctx.Err() == nil {
@@ -321,11 +326,20 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	wg.Go(func() { n.leases.Run(rctx) })
 	wg.Go(func() {
-		if err := n.drv.follow(rctx, n.store); rctx.Err() == nil {
-			fail <- fmt.Errorf("checkout driver: %w", err)
+		if err := n.stack.Run(rctx); rctx.Err() == nil {
+			fail <- fmt.Errorf("product: %w", err)
 		}
 	})
-	wg.Go(func() { n.drv.run(rctx, 32) })
+	wg.Go(func() {
+		if err := n.sagas.follow(rctx); rctx.Err() == nil {
+			fail <- fmt.Errorf("saga keeper: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := n.sagas.run(rctx); rctx.Err() == nil {
+			fail <- fmt.Errorf("saga keeper: %w", err)
+		}
+	})
 	n.state.Store("ok")
 	log.Info("region node serving", "addr", ln.Addr().String(), "durability", cfg.Durability.String(), "kafka_namespace", cfg.KafkaNamespace)
 

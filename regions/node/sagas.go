@@ -1,0 +1,305 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	sdkclient "go.temporal.io/sdk/client"
+
+	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/order"
+	"github.com/livecore/livecore/domain/payment"
+	"github.com/livecore/livecore/regions"
+	"github.com/livecore/livecore/workflows/checkout"
+	"github.com/livecore/livecore/workflows/dispatcher"
+)
+
+// sagaKeeper moves checkout sagas with ownership. The dispatcher starts a
+// saga only for the homes this region holds (its filter); the keeper
+// handles what changes hands:
+//
+//   - a home this region takes (at start, after a failover or a failback):
+//     the checkout saga of every open order of the home (placed or checkout
+//     started, not confirmed or cancelled) is started again here from the
+//     order's state (Dispatcher.Redrive). The old owner's sagas lived in the
+//     old owner's Temporal; the business idempotency keys make the provider
+//     return the first authorization instead of charging again.
+//   - a home this region does not hold (at start, or lost): its sagas of
+//     the home's open orders are terminated, so an old owner that comes
+//     back never runs a stale saga on (its writes would be refused by the
+//     fence, but its compensations would call the provider: a void of an
+//     authorization the new owner relies on). Terminated runs run no
+//     compensation; a later take-back starts them again.
+//
+// The keeper's index of open orders follows the local $all (own events and
+// replicas), so every region knows every home's open orders.
+type sagaKeeper struct {
+	topo   regions.Topology
+	leases *regions.Leases
+	store  event.Store
+	disp   *dispatcher.Dispatcher
+	client sdkclient.Client
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	open     map[string]openOrder // order ID -> open order
+	position uint64               // index applied up to here
+	caught   chan struct{}        // closed at each index advance
+
+	redriven, terminated, passes atomic.Uint64
+}
+
+type openOrder struct {
+	tenant, home string
+	checkingOut  bool // checkout started
+}
+
+func newSagaKeeper(topo regions.Topology, leases *regions.Leases, store event.Store, d *dispatcher.Dispatcher, c sdkclient.Client, log *slog.Logger) *sagaKeeper {
+	return &sagaKeeper{topo: topo, leases: leases, store: store, disp: d, client: c, log: log,
+		open: map[string]openOrder{}, caught: make(chan struct{})}
+}
+
+// follow keeps the open-order index from $all.
+func (k *sagaKeeper) follow(ctx context.Context) error {
+	return k.store.SubscribeAll(ctx, 1, func(ctx context.Context, batch []event.Envelope) error {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		for _, env := range batch {
+			if event.Category(env.StreamID) != "order" {
+				continue
+			}
+			id := strings.TrimPrefix(env.StreamID, "order-")
+			switch env.Type {
+			case order.TypeOrderPlaced, order.TypeOrderPlacedV1:
+				k.open[id] = openOrder{tenant: env.Metadata.Tenant, home: k.topo.HomeOf(env.StreamID)}
+			case order.TypeCheckoutStarted:
+				if o, ok := k.open[id]; ok {
+					o.checkingOut = true
+					k.open[id] = o
+				}
+			case order.TypeOrderConfirmed, order.TypeOrderCancelled:
+				delete(k.open, id)
+			}
+		}
+		k.position = batch[len(batch)-1].Position
+		close(k.caught)
+		k.caught = make(chan struct{})
+		return nil
+	})
+}
+
+// waitIndexed waits until the index has applied the store's head as of now.
+func (k *sagaKeeper) waitIndexed(ctx context.Context) error {
+	head, err := k.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		k.mu.Lock()
+		pos, ch := k.position, k.caught
+		k.mu.Unlock()
+		if pos >= head {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// run reconciles sagas with leases until ctx ends: on every change of the
+// leases, and every second (a lease may lapse without a change event).
+func (k *sagaKeeper) run(ctx context.Context) error {
+	held := map[string]bool{}
+	first := true
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		changed := k.leases.Changed()
+		if err := k.waitIndexed(ctx); err != nil {
+			return ctxErr(ctx, err)
+		}
+		for _, h := range k.topo.Homes {
+			now := k.leases.Holds(h.Name)
+			switch {
+			case now && !held[h.Name]:
+				k.redrive(ctx, h.Name)
+			case !now && (first || held[h.Name]):
+				k.terminate(ctx, h.Name)
+			}
+			held[h.Name] = now
+		}
+		first = false
+		k.passes.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func (k *sagaKeeper) ordersOf(home string) []dispatcher.RedriveOrder {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []dispatcher.RedriveOrder
+	for id, o := range k.open {
+		if o.home == home {
+			out = append(out, dispatcher.RedriveOrder{OrderID: id, Tenant: o.tenant})
+		}
+	}
+	return out
+}
+
+func (k *sagaKeeper) redrive(ctx context.Context, home string) {
+	orders := k.ordersOf(home)
+	if len(orders) == 0 {
+		return
+	}
+	n, err := k.disp.Redrive(ctx, orders)
+	k.redriven.Add(uint64(n))
+	if err != nil && ctx.Err() == nil {
+		k.log.Error("redrive sagas", "home", home, "err", err)
+	}
+	k.log.Info("home taken: open checkouts re-driven here", "home", home, "open", len(orders), "started", n)
+}
+
+func (k *sagaKeeper) terminate(ctx context.Context, home string) {
+	orders := k.ordersOf(home)
+	n := 0
+	for _, o := range orders {
+		err := k.client.TerminateWorkflow(ctx, checkout.WorkflowID(o.OrderID), "", "home "+home+" is not owned by this region")
+		var nf *serviceerror.NotFound
+		switch {
+		case err == nil:
+			n++
+		case errors.As(err, &nf):
+		default:
+			if ctx.Err() == nil {
+				k.log.Warn("terminate saga of a home not held", "order", o.OrderID, "err", err)
+			}
+		}
+	}
+	k.terminated.Add(uint64(n))
+	if n > 0 {
+		k.log.Info("home not held: its sagas here terminated", "home", home, "terminated", n)
+	}
+}
+
+// SagaStats says what the region's sagas did with ownership.
+type SagaStats struct {
+	// Open counts the open orders (placed or checking out) of every home,
+	// as this region's log has them.
+	Open int `json:"open"`
+	// Checkouts counts the orders of the homes this region holds whose
+	// checkout started and did not end: the sagas in flight here.
+	Checkouts int `json:"checkouts"`
+	// Started and Deduplicated are the dispatcher's starts.
+	Started      int64 `json:"started"`
+	Deduplicated int64 `json:"deduplicated"`
+	// Redriven counts sagas started again for a home taken over;
+	// Terminated, sagas stopped for a home not held.
+	Redriven   uint64 `json:"redriven"`
+	Terminated uint64 `json:"terminated"`
+}
+
+func (k *sagaKeeper) stats() SagaStats {
+	k.mu.Lock()
+	s := SagaStats{Open: len(k.open)}
+	for _, o := range k.open {
+		if o.checkingOut && k.leases.Holds(o.home) {
+			s.Checkouts++
+		}
+	}
+	k.mu.Unlock()
+	ds := k.disp.Stats()
+	s.Started, s.Deduplicated = ds.Started, ds.Deduplicated
+	s.Redriven, s.Terminated = k.redriven.Load(), k.terminated.Load()
+	return s
+}
+
+// guardedPSP calls the payment provider only for orders whose home this
+// region holds now: a saga of a home just lost (before the keeper
+// terminates it) moves no money. Provider calls carry the business key
+// "order/<id>/...", which names the order; a refused call is retryable
+// (ErrProviderUnavailable), so the saga waits rather than compensates.
+type guardedPSP struct {
+	payment.Provider
+	topo   regions.Topology
+	leases *regions.Leases
+}
+
+func (g guardedPSP) check(key string) error {
+	rest, ok := strings.CutPrefix(key, "order/")
+	if !ok {
+		return nil
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	home := g.topo.HomeOf(order.StreamID(id))
+	if !g.leases.Holds(home) {
+		return fmt.Errorf("%w: this region does not hold home %s of order %s", payment.ErrProviderUnavailable, home, id)
+	}
+	return nil
+}
+
+func (g guardedPSP) Authorize(ctx context.Context, req payment.AuthorizeRequest) (payment.Result, error) {
+	if err := g.check(req.IdempotencyKey); err != nil {
+		return payment.Result{}, err
+	}
+	return g.Provider.Authorize(ctx, req)
+}
+
+func (g guardedPSP) Capture(ctx context.Context, req payment.CaptureRequest) (payment.Result, error) {
+	if err := g.check(req.IdempotencyKey); err != nil {
+		return payment.Result{}, err
+	}
+	return g.Provider.Capture(ctx, req)
+}
+
+func (g guardedPSP) Void(ctx context.Context, req payment.VoidRequest) (payment.Result, error) {
+	if err := g.check(req.IdempotencyKey); err != nil {
+		return payment.Result{}, err
+	}
+	return g.Provider.Void(ctx, req)
+}
+
+func (g guardedPSP) Refund(ctx context.Context, req payment.RefundRequest) (payment.Result, error) {
+	if err := g.check(req.IdempotencyKey); err != nil {
+		return payment.Result{}, err
+	}
+	return g.Provider.Refund(ctx, req)
+}
+
+// publishedSource delivers $all only up to what the bridge has committed to
+// Kafka (sync durability): sagas then move money only for writes that
+// survive any failover.
+type publishedSource struct {
+	event.Subscriber
+	pub regions.Publisher
+}
+
+func (p publishedSource) SubscribeAll(ctx context.Context, from uint64, h func(context.Context, []event.Envelope) error) error {
+	return p.Subscriber.SubscribeAll(ctx, from, func(ctx context.Context, batch []event.Envelope) error {
+		if err := p.pub.WaitPublished(ctx, batch[len(batch)-1].Position); err != nil {
+			return err
+		}
+		return h(ctx, batch)
+	})
+}
