@@ -57,12 +57,14 @@ The drill starts a Kafka broker as a process of its own (the embedded kfake
 broker persisted to the work dir; or uses --brokers, e.g. the real Kafka from
 scripts/testenv/kafka.sh), a control plane (a SQLite file in the work dir, or
 --control-plane postgres://...), a shared payment-provider sandbox, and
---regions region processes ("livecore dr node") on loopback, r1..rN, each the
-preferred owner of one home h1..hN. Then:
+--regions region processes ("livecore dr node": each the whole product, with
+its API, read models, Temporal and sagas) on loopback, r1..rN, each the
+preferred owner of one home h1..hN. It creates a "drill" tenant (API keys in
+the control plane, one SKU per home, stocked). Then:
 
-  1. checkout load (--rate orders/s from --workers clients: place, then check
-     out, with Idempotency-Keys; clients follow 421 redirects and re-route
-     around dead regions) for --warmup;
+  1. checkout load through the HTTP API (--rate orders/s from --workers
+     clients: place, then card checkout, with Idempotency-Keys; clients follow
+     421 redirects and re-route around dead regions) for --warmup;
   2. --fault kill: SIGKILL the --victim's process; --fault pause: SIGSTOP it
      (it keeps its lease in memory: the split-brain test);
   3. detect it down (3 failed health checks), forced failover of its homes to
