@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/cockroach-go/v2/crdb"
@@ -36,6 +37,12 @@ type DB struct {
 	*sql.DB
 	Dialect Dialect
 	w       *sql.DB
+	stmts   *stmtCache // SQLite only (pgx caches prepared statements itself)
+	// turn orders writers on SQLite's one writer connection first come,
+	// first served (database/sql hands a freed connection to a random
+	// waiter): projections catching up then take turns and stay in step,
+	// so they share the batches they read and the events they decode.
+	turn chan struct{}
 }
 
 // OpenSQLite opens (creating) a SQLite file in WAL mode. SQLite has one
@@ -57,7 +64,7 @@ func OpenSQLite(path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	return &DB{DB: r, Dialect: SQLite, w: db}, nil
+	return &DB{DB: r, Dialect: SQLite, w: db, stmts: &stmtCache{ready: map[string]*sql.Stmt{}, wanted: map[string]bool{}}, turn: make(chan struct{}, 1)}, nil
 }
 
 // OpenPostgres opens a PostgreSQL or CockroachDB database by DSN.
@@ -100,6 +107,13 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // sqliteTx runs fn once; a busy database (another process holding the write
 // lock past busy_timeout) is retried a few times.
 func (db *DB) sqliteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	select { // blocked senders are served in FIFO order
+	case db.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.turn }()
+	db.stmts.prepareWanted(ctx, db.w)
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		var tx *sql.Tx
@@ -131,6 +145,7 @@ func isSQLiteBusy(err error) bool {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.stmts.close()
 	err := db.DB.Close()
 	if db.w != db.DB {
 		err = errors.Join(err, db.w.Close())
@@ -140,3 +155,80 @@ func (db *DB) Close() error {
 
 // ErrNotFound is returned by read-model queries for a missing row.
 var ErrNotFound = errors.New("not found")
+
+// stmtCache keeps the statements projection batches run on SQLite
+// prepared on its one writer connection, so a batch does not parse its
+// (multi-row) statements again: parsing was a fifth of the time the writer
+// connection was busy. A statement is prepared outside any transaction
+// (preparing on the pool inside one would wait for the connection the
+// transaction holds): the first transaction to run a text runs it
+// unprepared and notes it; the next one prepares it before it begins.
+// database/sql then reuses the prepared statement in every transaction on
+// the connection (Tx.StmtContext). Texts repeat because Save and Load use
+// statements of power-of-two row counts.
+type stmtCache struct {
+	mu     sync.Mutex
+	ready  map[string]*sql.Stmt
+	wanted map[string]bool
+}
+
+// maxStmts bounds the cache (a generation's tables have a few hundred texts).
+const maxStmts = 2048
+
+// get returns query's prepared statement, or nil after noting it.
+func (c *stmtCache) get(query string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.ready[query]; s != nil {
+		return s
+	}
+	if len(c.ready)+len(c.wanted) < maxStmts {
+		c.wanted[query] = true
+	}
+	return nil
+}
+
+// prepareWanted prepares the noted statements. One that fails to prepare
+// (its table was dropped since) is forgotten: it runs unprepared if ever
+// run again.
+func (c *stmtCache) prepareWanted(ctx context.Context, db *sql.DB) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	var todo []string
+	for q := range c.wanted {
+		todo = append(todo, q)
+	}
+	clear(c.wanted)
+	c.mu.Unlock()
+	for _, q := range todo {
+		s, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.ready[q] == nil {
+			c.ready[q], s = s, nil
+		}
+		c.mu.Unlock()
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (c *stmtCache) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, s := range c.ready {
+		s.Close()
+		delete(c.ready, q)
+	}
+}

@@ -3,8 +3,11 @@ package projections
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,19 +67,65 @@ func placeholders(b *strings.Builder, d Dialect, from, n int) {
 	b.WriteByte(')')
 }
 
+// Statements have power-of-two row counts (Save) or IN-list lengths
+// (Load, padded by repeating the last value), so their texts repeat from
+// batch to batch and the drivers' prepared statements are reused (SQLite:
+// the DB's statement cache; PostgreSQL: pgx's per-connection cache).
+const (
+	maxSaveRows = 256
+	maxLoadVals = 512
+)
+
+// pow2 is the largest power of two <= n (n >= 1).
+func pow2(n int) int { return 1 << (bits.Len(uint(n)) - 1) }
+
+type sqlKey struct {
+	d          Dialect
+	table, col string // col "" for Save
+	n          int
+}
+
+// sqlTexts caches statement texts by table, column and size, up to
+// maxSQLTexts of them (beyond, texts are built each time).
+var (
+	sqlTexts  sync.Map // sqlKey -> string
+	nSQLTexts atomic.Int64
+)
+
+const maxSQLTexts = 4096
+
+func sqlText(k sqlKey, build func() string) string {
+	if s, ok := sqlTexts.Load(k); ok {
+		return s.(string)
+	}
+	s := build()
+	if nSQLTexts.Add(1) <= maxSQLTexts {
+		sqlTexts.Store(k, s)
+	}
+	return s
+}
+
 // Load reads the rows whose column col is one of vals and passes each to
 // add.
 func Load[R any](ctx context.Context, tx Tx, s Spec[R], col string, vals []string, add func(*R)) error {
+	table := tx.Table(s.Name)
 	for len(vals) > 0 {
-		n := min(len(vals), 900)
-		var b strings.Builder
-		fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s IN ", strings.Join(s.Cols, ", "), tx.Table(s.Name), col)
-		placeholders(&b, tx.Dialect, 1, n)
-		args := make([]any, n)
-		for i, v := range vals[:n] {
-			args[i] = v
+		n := min(len(vals), maxLoadVals)
+		size := pow2(n)
+		if size < n {
+			size *= 2
 		}
-		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		q := sqlText(sqlKey{tx.Dialect, table, col, size}, func() string {
+			var b strings.Builder
+			fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s IN ", strings.Join(s.Cols, ", "), table, col)
+			placeholders(&b, tx.Dialect, 1, size)
+			return b.String()
+		})
+		args := make([]any, size)
+		for i := range size {
+			args[i] = vals[min(i, n-1)] // padded with the last value: IN is a set
+		}
+		rows, err := tx.query(ctx, q, args...)
 		if err != nil {
 			return fmt.Errorf("load %s: %w", s.Name, err)
 		}
@@ -101,24 +150,33 @@ func Load[R any](ctx context.Context, tx Tx, s Spec[R], col string, vals []strin
 
 // Save upserts rows (each primary key at most once).
 func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
-	per := max(1, min(500, maxParams/len(s.Cols)))
-	var set strings.Builder
-	for i, c := range s.Cols[s.Key:] {
-		if i > 0 {
-			set.WriteString(", ")
-		}
-		fmt.Fprintf(&set, "%s = excluded.%s", c, c)
-	}
+	per := max(1, min(maxSaveRows, maxParams/len(s.Cols)))
+	table := tx.Table(s.Name)
+	var args []any
 	for len(rows) > 0 {
-		n := min(len(rows), per)
-		var b strings.Builder
-		fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", tx.Table(s.Name), strings.Join(s.Cols, ", "))
-		args := make([]any, 0, n*len(s.Cols))
-		for i, r := range rows[:n] {
-			if i > 0 {
-				b.WriteByte(',')
+		n := pow2(min(len(rows), per))
+		q := sqlText(sqlKey{tx.Dialect, table, "", n}, func() string {
+			var b strings.Builder
+			fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", table, strings.Join(s.Cols, ", "))
+			for i := range n {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				placeholders(&b, tx.Dialect, i*len(s.Cols)+1, len(s.Cols))
 			}
-			placeholders(&b, tx.Dialect, len(args)+1, len(s.Cols))
+			b.WriteString(" ON CONFLICT (")
+			b.WriteString(strings.Join(s.Cols[:s.Key], ", "))
+			b.WriteString(") DO UPDATE SET ")
+			for i, c := range s.Cols[s.Key:] {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				fmt.Fprintf(&b, "%s = excluded.%s", c, c)
+			}
+			return b.String()
+		})
+		args = args[:0]
+		for _, r := range rows[:n] {
 			for _, p := range s.Fields(r) {
 				switch p := p.(type) {
 				case *int64:
@@ -130,8 +188,7 @@ func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
 				}
 			}
 		}
-		fmt.Fprintf(&b, " ON CONFLICT (%s) DO UPDATE SET %s", strings.Join(s.Cols[:s.Key], ", "), set.String())
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		if _, err := tx.exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("save %s: %w", s.Name, err)
 		}
 		rows = rows[n:]

@@ -29,7 +29,9 @@ type Projection interface {
 	Tables() []Table
 	// Apply applies a batch of events in tx. It must do database work only
 	// (it may be retried) and be deterministic: a rebuild must produce the
-	// same rows as the live run.
+	// same rows as the live run. The batch and the events Tx.Decode returns
+	// are shared with the runner's other projections: read them, never
+	// modify them.
 	Apply(ctx context.Context, tx Tx, batch []event.Envelope) error
 }
 
@@ -49,10 +51,33 @@ type Tx struct {
 	*sql.Tx
 	Dialect    Dialect
 	generation int
+	decoded    *decodeCache
+	db         *DB
 }
 
 // Table returns the physical name of a logical table in this generation.
 func (t Tx) Table(name string) string { return physical(name, t.generation) }
+
+// exec is ExecContext through the DB's prepared statements, if it keeps
+// them (SQLite).
+func (t Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if t.db != nil {
+		if s := t.db.stmts.get(query); s != nil {
+			return t.Tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+		}
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+// query is QueryContext through the DB's prepared statements, as exec.
+func (t Tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if t.db != nil {
+		if s := t.db.stmts.get(query); s != nil {
+			return t.Tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+		}
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
 
 func physical(name string, gen int) string { return fmt.Sprintf("%s_g%d", name, gen) }
 
@@ -72,6 +97,13 @@ type Config struct {
 	// Registerer receives lag metrics (optional).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// NoSharedDecode makes each projection decode every event itself
+	// instead of sharing one decoded value per event (see Decoding); for
+	// tests and measurements.
+	NoSharedDecode bool
+	// NoSharedReads makes each projection read every batch of $all from
+	// the Source itself instead of sharing full batches one has read.
+	NoSharedReads bool
 }
 
 func (c *Config) setDefaults() {
@@ -107,6 +139,8 @@ type Runner struct {
 	building map[string]bool
 	lag      *prometheus.GaugeVec
 	position *prometheus.GaugeVec
+	decoded  *decodeCache // events decoded once for every projection
+	reads    *readCache   // batches read once for every projection
 }
 
 // NewRunner validates cfg and returns a Runner; Run starts it.
@@ -116,6 +150,14 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	r := &Runner{cfg: cfg, changed: make(chan struct{}), visible: map[string]uint64{}, building: map[string]bool{}}
+	if !cfg.NoSharedDecode {
+		// Eight batches: projections catching up together stay well within
+		// that of one another.
+		r.decoded = newDecodeCache(max(8*cfg.BatchSize, 4096))
+	}
+	if rd, ok := cfg.Source.(event.AllReader); ok && !cfg.NoSharedReads && len(cfg.Projections) > 1 {
+		r.reads = newReadCache(rd, 8)
+	}
 	r.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "livecore_projection_lag_events", Help: "Events in $all not yet applied by the projection's active generation."}, []string{"projection"})
 	r.position = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "livecore_projection_position", Help: "Last $all position applied by the projection's active generation."}, []string{"projection"})
 	if cfg.Registerer != nil {
@@ -335,7 +377,11 @@ func (r *Runner) subscribe(ctx context.Context, from uint64, handle func(context
 		event.HeadWaiter
 	}
 	if rw, ok := r.cfg.Source.(readWaiter); ok {
-		return event.SubscribeAll(ctx, rw, rw, from, r.cfg.BatchSize, handle)
+		var reader event.AllReader = rw
+		if r.reads != nil {
+			reader = r.reads
+		}
+		return event.SubscribeAll(ctx, reader, rw, from, r.cfg.BatchSize, handle)
 	}
 	return r.cfg.Source.SubscribeAll(ctx, from, handle)
 }
@@ -348,8 +394,10 @@ func (r *Runner) subscribe(ctx context.Context, from uint64, handle func(context
 // another projector is writing this generation, which is an error.
 func (r *Runner) applyBatch(ctx context.Context, p Projection, gen int, batch []event.Envelope) error {
 	first, last := batch[0].Position, batch[len(batch)-1].Position
-	return r.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE lc_checkpoints SET position = $1 WHERE name = $2 AND generation = $3 AND position = $4`,
+	r.decoded.predecode(p, batch)
+	return r.cfg.DB.InTx(ctx, func(sqlTx *sql.Tx) error {
+		tx := Tx{Tx: sqlTx, Dialect: r.cfg.DB.Dialect, generation: gen, decoded: r.decoded, db: r.cfg.DB}
+		res, err := tx.exec(ctx, `UPDATE lc_checkpoints SET position = $1 WHERE name = $2 AND generation = $3 AND position = $4`,
 			int64(last), p.Name(), gen, int64(first-1))
 		if err != nil {
 			return fmt.Errorf("checkpoint: %w", err)
@@ -364,7 +412,7 @@ func (r *Runner) applyBatch(ctx context.Context, p Projection, gen int, batch []
 			}
 			return fmt.Errorf("projection %s g%d: checkpoint is at %d, not %d (another projector running?)", p.Name(), gen, at, first-1)
 		}
-		if err := p.Apply(ctx, Tx{Tx: tx, Dialect: r.cfg.DB.Dialect, generation: gen}, batch); err != nil {
+		if err := p.Apply(ctx, tx, batch); err != nil {
 			return fmt.Errorf("apply %s positions %d-%d: %w", p.Name(), first, last, err)
 		}
 		return nil

@@ -51,6 +51,16 @@ var iso4217 = map[string]int32{
 	"XPF": 0, "YER": 2, "ZAR": 2, "ZMW": 2, "ZWG": 2,
 }
 
+// currencyCodes interns the codes of iso4217, so decoding a currency from
+// bytes does not allocate its code.
+var currencyCodes = func() map[string]string {
+	m := make(map[string]string, len(iso4217))
+	for c := range iso4217 {
+		m[c] = c
+	}
+	return m
+}()
+
 // ParseCurrency returns the currency for an upper-case ISO 4217 code.
 // Lower-case, padded or unknown codes are refused with ErrUnknownCurrency:
 // codes are parsed at the edge, exactly, so "usd" is an error, not USD.

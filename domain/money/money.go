@@ -395,7 +395,24 @@ func (m Money) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON decodes the MarshalJSON form with Parse's rules.
+//
+// The canonical form MarshalJSON writes, {"amount":"12.30","currency":"USD"}
+// with no more decimals than the currency has, is read by a fast path that
+// builds the same Money without reflection or big-number arithmetic; any
+// other input (other key order or case, spaces, escapes, extra keys, more
+// decimals, out-of-range or malformed amounts, every error) goes the general
+// way, so what is accepted and every error are unchanged.
 func (m *Money) UnmarshalJSON(b []byte) error {
+	if p, ok := unmarshalCanonical(b); ok {
+		*m = p
+		return nil
+	}
+	return m.unmarshalJSON(b)
+}
+
+// unmarshalJSON is the general UnmarshalJSON: encoding/json into the wire
+// form, then Parse.
+func (m *Money) unmarshalJSON(b []byte) error {
 	var w wire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidAmount, err)
@@ -406,4 +423,74 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	}
 	*m = p
 	return nil
+}
+
+// unmarshalCanonical reads exactly {"amount":"A","currency":"C"} where C is
+// a known code and A is -?DIGITS(.DIGITS)? of at most 64 bytes, with at
+// most MaxIntegerDigits significant integer digits and at most the
+// currency's decimals. Those are precisely the inputs for which Parse(A, C)
+// succeeds without rescaling down; the Money returned is the one it returns
+// (minor units with the currency's exponent). ok is false for anything else,
+// which the caller hands to the general path.
+func unmarshalCanonical(b []byte) (m Money, ok bool) {
+	const pre, mid, post = `{"amount":"`, `","currency":"`, `"}`
+	if len(b) < len(pre)+1+len(mid)+len(post) || string(b[:len(pre)]) != pre || string(b[len(b)-len(post):]) != post {
+		return Money{}, false
+	}
+	rest := b[len(pre) : len(b)-len(post)]
+	end := 0
+	for end < len(rest) && rest[end] != '"' {
+		end++
+	}
+	amount, tail := rest[:end], rest[end:]
+	if len(tail) < len(mid) || string(tail[:len(mid)]) != mid {
+		return Money{}, false
+	}
+	exp, known := iso4217[string(tail[len(mid):])] // no allocation: map index by converted bytes
+	if !known || len(amount) == 0 || len(amount) > 64 {
+		return Money{}, false
+	}
+	i, neg := 0, false
+	if amount[0] == '-' {
+		i, neg = 1, true
+	}
+	var coef int64
+	intDigits, sigIntDigits, fracDigits, dot := 0, 0, 0, false
+	for ; i < len(amount); i++ {
+		ch := amount[i]
+		switch {
+		case ch >= '0' && ch <= '9':
+			if dot {
+				fracDigits++
+				if fracDigits > int(exp) {
+					return Money{}, false // more decimals than the currency: general path
+				}
+			} else {
+				intDigits++
+				if ch != '0' || sigIntDigits > 0 {
+					sigIntDigits++
+					if sigIntDigits > MaxIntegerDigits {
+						return Money{}, false // out of range: general path
+					}
+				}
+			}
+			// At most MaxIntegerDigits+4 significant digits: fits an int64.
+			coef = coef*10 + int64(ch-'0')
+		case ch == '.' && !dot:
+			dot = true
+		default:
+			return Money{}, false
+		}
+	}
+	if intDigits == 0 || (dot && fracDigits == 0) {
+		return Money{}, false
+	}
+	for ; fracDigits < int(exp); fracDigits++ {
+		coef *= 10
+	}
+	if neg {
+		coef = -coef
+	}
+	c := Currency{code: currencyCodes[string(tail[len(mid):])], exp: exp}
+	return Money{amount: decimal.New(coef, -exp), cur: c}, true
 }

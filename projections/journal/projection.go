@@ -96,6 +96,15 @@ var posted = map[string]bool{
 	financing.TypePaidOff: true, financing.TypeLateFeeAssessed: true, financing.TypeRefunded: true, financing.TypeChargedOff: true,
 }
 
+// Decodes implements projections.Decoding: Apply decodes the event types
+// the rules read.
+func (p Projection) Decodes(e *event.Envelope) *event.Registry {
+	if posted[e.Type] {
+		return p.Registry
+	}
+	return nil
+}
+
 // Apply posts the batch: it loads the state of the orders, payments and
 // plans the batch touches, runs the Book over the events, and writes the
 // postings and the state back.
@@ -108,10 +117,10 @@ func (p Projection) Apply(ctx context.Context, tx projections.Tx, batch []event.
 	orders, payments, plans := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for i := range batch {
 		e := &batch[i]
-		if !posted[e.Type] {
+		if p.Decodes(e) == nil {
 			continue
 		}
-		ev, err := p.Registry.Decode(e.Type, e.Data)
+		ev, err := tx.Decode(p.Registry, e)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", e.Position, err)
 		}

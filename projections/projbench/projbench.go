@@ -58,6 +58,7 @@ type ProjectionsResult struct {
 	Events      uint64 // $all positions every projection applied
 	Elapsed     time.Duration
 	CPU         time.Duration // process CPU time (all cores)
+	Sharing     projections.SharingStats
 }
 
 // EventsPerSecond is positions applied per second by all projections
@@ -69,8 +70,9 @@ func (r ProjectionsResult) EventsPerSecond() float64 { return float64(r.Events) 
 func (r ProjectionsResult) EventsPerCPUSecond() float64 { return float64(r.Events) / r.CPU.Seconds() }
 
 func (r ProjectionsResult) String() string {
-	return fmt.Sprintf("%s: %d projection(s) %s caught up on %d events in %v: %.0f events/s (CPU %v: %.0f events per CPU-second)",
-		r.Dialect, r.Projections, r.Names, r.Events, r.Elapsed.Round(time.Millisecond), r.EventsPerSecond(), r.CPU.Round(time.Millisecond), r.EventsPerCPUSecond())
+	return fmt.Sprintf("%s: %d projection(s) %s caught up on %d events in %v: %.0f events/s (CPU %v: %.0f events per CPU-second; %d decodes, %d shared, %d batches shared)",
+		r.Dialect, r.Projections, r.Names, r.Events, r.Elapsed.Round(time.Millisecond), r.EventsPerSecond(), r.CPU.Round(time.Millisecond), r.EventsPerCPUSecond(),
+		r.Sharing.Decoded, r.Sharing.DecodesShared, r.Sharing.BatchesShared)
 }
 
 // Catalog returns the projections Projections runs by default: every read
@@ -126,6 +128,7 @@ func Projections(ctx context.Context, cfg ProjectionsConfig) (ProjectionsResult,
 		}
 	}
 	res := ProjectionsResult{Dialect: cfg.DB.Dialect, Projections: len(cfg.Projections), Events: head, Elapsed: time.Since(start), CPU: cpuTime() - cpu0}
+	res.Sharing = r.Sharing()
 	for _, p := range cfg.Projections {
 		res.Names = append(res.Names, p.Name())
 	}

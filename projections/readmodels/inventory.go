@@ -64,6 +64,14 @@ func (Inventory) Tables() []projections.Table {
 	return []projections.Table{stockSpec.Table(), dropsSpec.Table()}
 }
 
+// Decodes implements projections.Decoding: Apply decodes the inventory events.
+func (p Inventory) Decodes(e *event.Envelope) *event.Registry {
+	if event.Category(e.StreamID) == "inventory" {
+		return p.Registry
+	}
+	return nil
+}
+
 // Apply folds the batch's inventory events. Every inventory event names
 // its SKU and location, so nothing is parsed from stream IDs.
 func (p Inventory) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
@@ -75,10 +83,10 @@ func (p Inventory) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 	skus, drops := map[string]bool{}, map[string]bool{}
 	for i := range batch {
 		e := &batch[i]
-		if event.Category(e.StreamID) != "inventory" {
+		if p.Decodes(e) == nil {
 			continue
 		}
-		ev, err := p.Registry.Decode(e.Type, e.Data)
+		ev, err := tx.Decode(p.Registry, e)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", e.Position, err)
 		}

@@ -91,6 +91,14 @@ func (Orders) Tables() []projections.Table {
 	return []projections.Table{ordersSpec.Table(), orderLinesSpec.Table(), orderRefundsSpec.Table()}
 }
 
+// Decodes implements projections.Decoding: Apply decodes the order events.
+func (p Orders) Decodes(e *event.Envelope) *event.Registry {
+	if event.Category(e.StreamID) == "order" {
+		return p.Registry
+	}
+	return nil
+}
+
 // Apply folds the batch's order events into the rows they touch.
 func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
 	type decoded struct {
@@ -101,10 +109,10 @@ func (p Orders) Apply(ctx context.Context, tx projections.Tx, batch []event.Enve
 	ids := map[string]bool{}
 	for i := range batch {
 		e := &batch[i]
-		if event.Category(e.StreamID) != "order" {
+		if p.Decodes(e) == nil {
 			continue
 		}
-		ev, err := p.Registry.Decode(e.Type, e.Data)
+		ev, err := tx.Decode(p.Registry, e)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", e.Position, err)
 		}

@@ -42,6 +42,14 @@ func (Payments) Name() string                { return "payments" }
 func (Payments) Version() int                { return 1 }
 func (Payments) Tables() []projections.Table { return []projections.Table{paymentsSpec.Table()} }
 
+// Decodes implements projections.Decoding: Apply decodes the payment events.
+func (p Payments) Decodes(e *event.Envelope) *event.Registry {
+	if event.Category(e.StreamID) == "payment" {
+		return p.Registry
+	}
+	return nil
+}
+
 // Apply folds the batch's payment events.
 func (p Payments) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
 	type decoded struct {
@@ -52,10 +60,10 @@ func (p Payments) Apply(ctx context.Context, tx projections.Tx, batch []event.En
 	ids := map[string]bool{}
 	for i := range batch {
 		e := &batch[i]
-		if event.Category(e.StreamID) != "payment" {
+		if p.Decodes(e) == nil {
 			continue
 		}
-		ev, err := p.Registry.Decode(e.Type, e.Data)
+		ev, err := tx.Decode(p.Registry, e)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", e.Position, err)
 		}

@@ -77,6 +77,14 @@ func (Plans) Tables() []projections.Table {
 	return []projections.Table{plansSpec.Table(), installmentsSpec.Table()}
 }
 
+// Decodes implements projections.Decoding: Apply decodes the plan events.
+func (p Plans) Decodes(e *event.Envelope) *event.Registry {
+	if event.Category(e.StreamID) == "plan" {
+		return p.Registry
+	}
+	return nil
+}
+
 // Apply folds the batch's plan events.
 func (p Plans) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
 	type decoded struct {
@@ -87,10 +95,10 @@ func (p Plans) Apply(ctx context.Context, tx projections.Tx, batch []event.Envel
 	ids := map[string]bool{}
 	for i := range batch {
 		e := &batch[i]
-		if event.Category(e.StreamID) != "plan" {
+		if p.Decodes(e) == nil {
 			continue
 		}
-		ev, err := p.Registry.Decode(e.Type, e.Data)
+		ev, err := tx.Decode(p.Registry, e)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", e.Position, err)
 		}

@@ -40,6 +40,14 @@ func (Shipments) Name() string                { return "shipments" }
 func (Shipments) Version() int                { return 1 }
 func (Shipments) Tables() []projections.Table { return []projections.Table{shipmentsSpec.Table()} }
 
+// Decodes implements projections.Decoding: Apply decodes the fulfillment events.
+func (p Shipments) Decodes(e *event.Envelope) *event.Registry {
+	if event.Category(e.StreamID) == "fulfillment" {
+		return p.Registry
+	}
+	return nil
+}
+
 // Apply folds the batch's fulfillment events.
 func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.Envelope) error {
 	type decoded struct {
@@ -50,10 +58,10 @@ func (p Shipments) Apply(ctx context.Context, tx projections.Tx, batch []event.E
 	ids := map[string]bool{}
 	for i := range batch {
 		e := &batch[i]
-		if event.Category(e.StreamID) != "fulfillment" {
+		if p.Decodes(e) == nil {
 			continue
 		}
-		ev, err := p.Registry.Decode(e.Type, e.Data)
+		ev, err := tx.Decode(p.Registry, e)
 		if err != nil {
 			return fmt.Errorf("position %d: %w", e.Position, err)
 		}

@@ -1,0 +1,76 @@
+package readmodels_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/livecore/livecore/projections"
+	"github.com/livecore/livecore/projections/journal"
+	"github.com/livecore/livecore/projections/readmodels"
+)
+
+// runAll runs projs in one runner with cfg until each has applied head
+// and returns the runner's sharing counts.
+func runAll(t *testing.T, cfg projections.Config, head uint64) projections.SharingStats {
+	t.Helper()
+	r, err := projections.NewRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 120*time.Second)
+	defer wcancel()
+	for _, p := range cfg.Projections {
+		if err := r.WaitFor(wctx, p.Name(), head); err != nil {
+			cancel()
+			t.Fatalf("%v (run: %v)", err, <-done)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	return r.Sharing()
+}
+
+// TestSharedDecodeAndReadsSameRows checks that running every read model
+// and the journal together in one runner, sharing the batches read and the
+// events decoded, produces exactly the rows of the same projections each
+// decoding and reading for itself, and of each projection run alone; and
+// that the sharing did happen.
+func TestSharedDecodeAndReadsSameRows(t *testing.T) {
+	store, reg, head := history(t, 21, 120)
+	projs := append(readmodels.All(reg), journal.Projection{Registry: reg})
+	check := func(t *testing.T, open func(t *testing.T) *projections.DB) {
+		shared := open(t)
+		st := runAll(t, projections.Config{DB: shared, Source: store, Projections: projs, BatchSize: 97}, head)
+		if st.DecodesShared == 0 || st.BatchesShared == 0 || st.Decoded == 0 {
+			t.Fatalf("nothing shared: %+v", st)
+		}
+		if st.Decoded > head {
+			t.Errorf("%d events decoded for %d positions: some decoded twice (%+v)", st.Decoded, head, st)
+		}
+		t.Logf("%d positions: %+v", head, st)
+		separate := open(t)
+		if st := runAll(t, projections.Config{DB: separate, Source: store, Projections: projs, BatchSize: 97, NoSharedDecode: true, NoSharedReads: true}, head); st != (projections.SharingStats{}) {
+			t.Fatalf("shared with sharing off: %+v", st)
+		}
+		alone := open(t)
+		for _, p := range projs {
+			runAll(t, projections.Config{DB: alone, Source: store, Projections: []projections.Projection{p}, BatchSize: 97}, head)
+		}
+		want := dump(t, separate, projs)
+		for name, db := range map[string]*projections.DB{"shared": shared, "alone": alone} {
+			got := dump(t, db, projs)
+			if diff, total := differing(t, want, got); diff != 0 || total == 0 {
+				t.Errorf("%s: %d of %d rows differ from the unshared run", name, diff, total)
+			}
+		}
+	}
+	t.Run("sqlite", func(t *testing.T) { check(t, func(t *testing.T) *projections.DB { return openSQLite(t) }) })
+	t.Run("postgres", func(t *testing.T) { check(t, func(t *testing.T) *projections.DB { return openPostgres(t) }) })
+}
