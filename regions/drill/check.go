@@ -88,10 +88,10 @@ func (d *drill) check(ctx context.Context, rep *Report) error {
 	}
 	rep.Streams = len(streams)
 	for s := range streams {
-		want, ok := views[ref].heads[s]
+		want := views[ref].heads[s]
 		for _, r := range d.topo.RegionNames() {
-			got, has := views[r].heads[s]
-			if !ok || !has || got.Version != want.Version || got.Hash != want.Hash {
+			got := views[r].heads[s]
+			if got.Version != want.Version || got.Hash != want.Hash {
 				rep.HeadMismatches++
 				if rep.HeadMismatches <= 10 {
 					rep.fail("stream %s: head differs between %s (v%d %s) and %s (v%d %s)", s, ref, want.Version, short(want.Hash), r, got.Version, short(got.Hash))

@@ -14,6 +14,7 @@ import (
 	sdkclient "go.temporal.io/sdk/client"
 
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/fulfillment"
 	"github.com/livecore/livecore/domain/order"
 	"github.com/livecore/livecore/domain/payment"
 	"github.com/livecore/livecore/regions"
@@ -26,8 +27,9 @@ import (
 // handles what changes hands:
 //
 //   - a home this region takes (at start, after a failover or a failback):
-//     the checkout saga of every open order of the home (placed or checkout
-//     started, not confirmed or cancelled) is started again here from the
+//     the checkout saga of every open order of the home (placed, checking
+//     out, or confirmed but not yet handed over to fulfillment; not
+//     cancelled) is started again here from the
 //     order's state (Dispatcher.Redrive). The old owner's sagas lived in the
 //     old owner's Temporal; the business idempotency keys make the provider
 //     return the first authorization instead of charging again.
@@ -72,6 +74,12 @@ func (k *sagaKeeper) follow(ctx context.Context) error {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		for _, env := range batch {
+			if env.Type == fulfillment.TypeOrderSplit {
+				// The checkout saga's last step (the hand-over to
+				// fulfillment) is done: the order is no longer open.
+				delete(k.open, strings.TrimPrefix(env.StreamID, "fulfillment-"))
+				continue
+			}
 			if event.Category(env.StreamID) != "order" {
 				continue
 			}
@@ -84,7 +92,7 @@ func (k *sagaKeeper) follow(ctx context.Context) error {
 					o.checkingOut = true
 					k.open[id] = o
 				}
-			case order.TypeOrderConfirmed, order.TypeOrderCancelled:
+			case order.TypeOrderCancelled:
 				delete(k.open, id)
 			}
 		}
@@ -209,7 +217,8 @@ type SagaStats struct {
 	// as this region's log has them.
 	Open int `json:"open"`
 	// Checkouts counts the orders of the homes this region holds whose
-	// checkout started and did not end: the sagas in flight here.
+	// checkout started and whose saga has not ended (cancelled, or handed
+	// over to fulfillment): the checkout sagas in flight here.
 	Checkouts int `json:"checkouts"`
 	// Started and Deduplicated are the dispatcher's starts.
 	Started      int64 `json:"started"`
