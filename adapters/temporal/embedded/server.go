@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	sdkclient "go.temporal.io/sdk/client"
@@ -122,6 +123,21 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	// The free ports are found by binding and releasing them: another
+	// process starting at the same moment (the DR drill starts three
+	// regions at once) may take one first. Try again with new ones.
+	for attempt := 1; ; attempt++ {
+		s, err := start(ctx, c)
+		if err == nil || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func start(ctx context.Context, c Config) (*Server, error) {
 	ports, err := freePorts(c.IP, 8)
 	if err != nil {
 		return nil, err
