@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livecore/livecore/adapters/psp/sandbox"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/domain/order"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/dispatcher"
+	"github.com/livecore/livecore/workflows/fulfillment"
+	"github.com/livecore/livecore/workflows/internal/sagatest"
 )
 
 // TestDispatcherRestartsAndRedelivery places orders while the dispatcher
@@ -131,9 +134,16 @@ func TestDispatcherFilterAndRedrive(t *testing.T) {
 			t.Fatalf("%s after redrive: %+v", id, res)
 		}
 	}
-	// Again: far-1 and far-2 completed, far-open still waits: nothing new.
-	if n, err := s.disp.Redrive(s.ctx, far); err != nil || n != 0 {
+	// Again: far-1 and far-2 finished (a new run finds them handed over
+	// and their fulfillment running: nothing to do); far-open still waits
+	// and is left alone.
+	if n, err := s.disp.Redrive(s.ctx, far); err != nil || n != 2 {
 		t.Fatalf("second redrive: %d started, %v", n, err)
+	}
+	for _, id := range []string{"far-1", "far-2"} {
+		if res := s.checkout(id); res.Outcome != checkout.OutcomeAlreadyConfirmed && res.Outcome != checkout.OutcomeConfirmed {
+			t.Fatalf("%s re-driven again: %+v", id, res)
+		}
 	}
 	// A terminated saga (its home was lost) is replaced by the next take.
 	if err := s.client.TerminateWorkflow(s.ctx, checkout.WorkflowID("far-open"), "", "home lost"); err != nil {
@@ -142,5 +152,63 @@ func TestDispatcherFilterAndRedrive(t *testing.T) {
 	if n, err := s.disp.Redrive(s.ctx, far[2:]); err != nil || n != 1 {
 		t.Fatalf("redrive after terminate: %d started, %v", n, err)
 	}
-	fmt.Printf("dispatcher filter and redrive: 1 saga by the filtered dispatcher, 3 by redrive, 0 on a second redrive, 1 after a terminate; stats %+v\n", s.disp.Stats())
+	fmt.Printf("dispatcher filter and redrive: 1 saga by the filtered dispatcher, 3 by redrive, 2 finished ones run again on a second redrive, 1 after a terminate; stats %+v\n", s.disp.Stats())
+}
+
+// TestRedriveResumesFulfillment: an order in fulfillment whose fulfillment
+// run is lost (the old owner's Temporal: here its run is terminated, as a
+// region does for a home it no longer holds) is re-driven: the new
+// checkout run resumes the fulfillment from the aggregates. The parcel
+// delivered before is settled as recorded (no report for it comes again)
+// and captured once, not twice; the rest of the order is fulfilled by the
+// resumed run.
+func TestRedriveResumesFulfillment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Temporal server")
+	}
+	s := newStack(t, stackOptions{})
+	s.stock()
+	w := s.world
+	s.placeAndChoose("moved-1", "10.00", order.MethodCard, order.PlanKind{})
+	if res := s.checkout("moved-1"); res.Outcome != checkout.OutcomeConfirmed || len(res.Shipments) != 2 {
+		t.Fatalf("%+v", res)
+	}
+	s.carrier("moved-1", fulfillment.CarrierUpdate{ShipmentID: "s1", Event: fulfillment.Dispatched},
+		fulfillment.CarrierUpdate{ShipmentID: "s1", Event: fulfillment.Delivered})
+	for delivered := false; !delivered; {
+		v, err := s.client.QueryWorkflow(s.ctx, fulfillment.WorkflowID("moved-1"), "", fulfillment.QueryStatus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st fulfillment.Status
+		if err := v.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range st.Shipments {
+			delivered = delivered || sh.ID == "s1" && sh.State == fulfillment.StateDelivered
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.client.TerminateWorkflow(s.ctx, fulfillment.WorkflowID("moved-1"), "", "home lost"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.disp.Redrive(s.ctx, []dispatcher.RedriveOrder{{OrderID: "moved-1", Tenant: "t1"}}); err != nil || n != 1 {
+		t.Fatalf("redrive: %d started, %v", n, err)
+	}
+	if res := s.checkout("moved-1"); res.Outcome != checkout.OutcomeConfirmed || res.FulfillmentID == "" {
+		t.Fatalf("re-driven checkout: %+v", res)
+	}
+	// The resumed run knows s1 was delivered (no report will come again):
+	// s2's reports are all it needs to finish.
+	s.carrier("moved-1", fulfillment.CarrierUpdate{ShipmentID: "s2", Event: fulfillment.Dispatched},
+		fulfillment.CarrierUpdate{ShipmentID: "s2", Event: fulfillment.Delivered})
+	st := s.fulfilled("moved-1")
+	captures := w.PSP.Effects("moved-1", sandbox.OpCapture)
+	fmt.Printf("redrive resumes fulfillment: captured %s of 25.00 in %d provider captures; order %s\n", st.Captured, captures, w.Order(t, "moved-1").Status())
+	if !st.Captured.Equal(sagatest.USD("25.00")) || captures != 2 || w.Order(t, "moved-1").Status() != order.StatusCompleted {
+		t.Fatalf("status %+v, %d captures, order %s", st, captures, w.Order(t, "moved-1").Status())
+	}
+	if got := w.Payment(t, "moved-1").Captured(); !got.Equal(sagatest.USD("25.00")) {
+		t.Fatalf("payment captured %s in the books", got)
+	}
 }

@@ -146,6 +146,63 @@ func (a *Activities) RebuildHandOff(ctx context.Context, orderID string) (HandOf
 	return h, err
 }
 
+// RebuildSplitHandOff rebuilds the hand-over of an order already split
+// into shipments (to resume its fulfillment elsewhere): the shipments as
+// the fulfillment aggregate has them, each valued as planShipments valued
+// it (the order's total allocated by the shipments' line amounts), and the
+// payment hold.
+func (a *Activities) RebuildSplitHandOff(ctx context.Context, orderID string) (HandOff, error) {
+	h := HandOff{Fulfilling: true}
+	var views []domfulfillment.ShipmentView
+	if err := steps.Query(ctx, a.Ports, domfulfillment.StreamID(orderID), func() *domfulfillment.Fulfillment { return &domfulfillment.Fulfillment{} },
+		func(f *domfulfillment.Fulfillment) { views = f.Shipments() }); err != nil {
+		return h, err
+	}
+	if len(views) == 0 {
+		return h, steps.Reject(fmt.Errorf("order %s: not split into shipments", orderID))
+	}
+	var total money.Money
+	amounts := map[int]int64{}
+	if err := steps.Order(ctx, a.Ports, orderID, func(o *order.Order) {
+		total = o.Total()
+		for _, l := range o.Lines() {
+			amounts[l.No] = l.Amount.MinorUnits()
+		}
+	}); err != nil {
+		return h, err
+	}
+	if err := steps.Payment(ctx, a.Ports, orderID, func(pm *payment.Payment) {
+		h.Payment = steps.Hold{PaymentID: orderID, ProviderRef: pm.ProviderRef(), Method: pm.Method(), Amount: pm.Authorized(), ExpiresAt: pm.ExpiresAt()}
+	}); err != nil {
+		return h, err
+	}
+	if h.Payment.Method == payment.MethodBNPL {
+		h.PlanID = orderID
+	}
+	weights := make([]int64, len(views))
+	valued := false
+	for i, v := range views {
+		h.Shipments = append(h.Shipments, fulfillment.Shipment{ID: v.ID, Location: v.Location, Lines: v.Lines})
+		for _, l := range v.Lines {
+			weights[i] += amounts[l.Line]
+		}
+		valued = valued || weights[i] > 0
+	}
+	if !valued {
+		for i := range weights {
+			weights[i] = 1
+		}
+	}
+	shares, err := total.Allocate(weights...)
+	if err != nil {
+		return h, steps.Reject(fmt.Errorf("split %s over %d shipments: %w", total, len(views), err))
+	}
+	for i := range h.Shipments {
+		h.Shipments[i].Amount = shares[i]
+	}
+	return h, nil
+}
+
 // StockInput names an order's lines for reserving or releasing.
 type StockInput struct {
 	OrderID string       `json:"order_id"`

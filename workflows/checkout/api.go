@@ -65,6 +65,11 @@ type Input struct {
 	// saga reads it from the order or waits for SignalCheckoutStarted.
 	Choice  *Choice `json:"choice,omitempty"`
 	Options Options `json:"options"`
+	// Redrive: this run was started again by a region that took the
+	// order's home over (dispatcher.Redrive). For an order already handed
+	// over to fulfillment it also resumes the fulfillment here, from the
+	// aggregates (the old owner's Temporal held it).
+	Redrive bool `json:"redrive,omitempty"`
 }
 
 // Outcomes of a saga that ran to its end.

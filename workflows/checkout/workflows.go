@@ -189,7 +189,15 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 // each under its business ID, once.
 func handOff(ctx workflow.Context, in Input, res *Result) error {
 	res.FulfillmentID = fulfillment.WorkflowID(in.OrderID)
-	started := []workflow.ChildWorkflowFuture{workflow.ExecuteChildWorkflow(childOptions(ctx, res.FulfillmentID), fulfillment.Fulfill, fulfillment.Input{
+	fctx := childOptions(ctx, res.FulfillmentID)
+	if in.Redrive {
+		// This region may hold a terminated run of the order's fulfillment
+		// (it terminates the sagas of a home it loses): replace it.
+		o := workflow.GetChildWorkflowOptions(fctx)
+		o.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+		fctx = workflow.WithChildOptions(fctx, o)
+	}
+	started := []workflow.ChildWorkflowFuture{workflow.ExecuteChildWorkflow(fctx, fulfillment.Fulfill, fulfillment.Input{
 		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment,
 	})}
 	if res.PlanID != "" {
@@ -219,16 +227,52 @@ func resumeHandOff(ctx workflow.Context, in Input, res Result, status *Status) (
 		status.Stage, status.Outcome = StageDone, res.Outcome
 		return res, nil
 	}
+	resume := false
 	if h.Fulfilling {
-		status.Stage, status.Outcome = StageDone, res.Outcome
-		return res, nil
+		if !in.Redrive {
+			status.Stage, status.Outcome = StageDone, res.Outcome
+			return res, nil
+		}
+		// Taken over: the fulfillment ran in the old owner's Temporal.
+		if err := steps.Local(ctx, a.RebuildSplitHandOff, in.OrderID).Get(ctx, &h); err != nil {
+			workflow.GetLogger(ctx).Warn("confirmed order: fulfillment not resumed", "order", in.OrderID, "error", err)
+			status.Stage, status.Outcome = StageDone, res.Outcome
+			return res, nil
+		}
+		resume = true
 	}
 	res.Payment, res.PlanID, res.Shipments = &h.Payment, h.PlanID, h.Shipments
+	if resume {
+		err := resumeFulfillment(ctx, in, &res)
+		res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
+		return res, err
+	}
 	if err := handOff(ctx, in, &res); err != nil {
 		return res, err
 	}
 	res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
 	return res, nil
+}
+
+// resumeFulfillment starts the order's fulfillment here from the
+// aggregates (fulfillment.Input.Resume). A run of it already here is left
+// alone; one that failed or was terminated (this region terminates the
+// sagas of a home it loses) is replaced. BNPL installment schedules are
+// not resumed here (docs/dr.md, limits).
+func resumeFulfillment(ctx workflow.Context, in Input, res *Result) error {
+	res.FulfillmentID = fulfillment.WorkflowID(in.OrderID)
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:            res.FulfillmentID,
+		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
+	})
+	f := workflow.ExecuteChildWorkflow(cctx, fulfillment.Fulfill, fulfillment.Input{
+		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment, Resume: true,
+	})
+	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !isAlreadyStarted(err) {
+		return err
+	}
+	return nil
 }
 
 func knownOutcome(s string) bool {

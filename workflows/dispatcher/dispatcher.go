@@ -267,11 +267,13 @@ func (d *Dispatcher) run(ctx context.Context, j *job) error {
 }
 
 // Redrive starts the checkout saga of each order again, from the order's
-// state (the saga reads its choice from the aggregate): what a region does
-// for the open orders of a home it has just taken over, whose sagas ran in
-// the old owner's Temporal. A saga running here already is left alone, and
-// so is one that completed here; a run that failed or was terminated (this
-// region terminates its sagas of a home it loses) is replaced. Business
+// state (the saga reads its choice from the aggregate; checkout.Input
+// Redrive): what a region does for the open orders of a home it has just
+// taken over, whose sagas ran in the old owner's Temporal. A saga running
+// here already is left alone; any finished run is followed by a new one,
+// which finds the order where the aggregates have it: still checking out
+// (it runs the remaining steps), confirmed but not handed over (it hands
+// over), or handed over (it resumes the fulfillment here). Business
 // idempotency keys keep the provider calls single. It returns how many
 // started.
 func (d *Dispatcher) Redrive(ctx context.Context, orders []RedriveOrder) (int, error) {
@@ -287,8 +289,8 @@ func (d *Dispatcher) Redrive(ctx context.Context, orders []RedriveOrder) (int, e
 			id := checkout.WorkflowID(o.OrderID)
 			errs[i] = d.retry(ctx, id, func() error {
 				opts := StartOptions(id, d.cfg.TaskQueue, false)
-				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, checkout.Checkout, checkout.Input{OrderID: o.OrderID, Tenant: o.Tenant, Options: d.cfg.Checkout})
+				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, checkout.Checkout, checkout.Input{OrderID: o.OrderID, Tenant: o.Tenant, Options: d.cfg.Checkout, Redrive: true})
 				switch {
 				case err == nil:
 					d.stats.started.Add(1)

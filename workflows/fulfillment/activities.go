@@ -128,6 +128,28 @@ func (a *Activities) RecordDispatch(ctx context.Context, in ShipmentInput) (warn
 	return warnings, err
 }
 
+// Progress is where one shipment of an order stands in the fulfillment
+// aggregate (what a resumed fulfillment starts from).
+type Progress struct {
+	ShipmentID     string `json:"shipment_id"`
+	Status         string `json:"status"`
+	Carrier        string `json:"carrier,omitempty"`
+	TrackingNumber string `json:"tracking_number,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+}
+
+// LoadProgress reads the order's shipments as the fulfillment aggregate
+// has them.
+func (a *Activities) LoadProgress(ctx context.Context, orderID string) ([]Progress, error) {
+	var out []Progress
+	err := steps.Query(ctx, a.Ports, fulfillment.StreamID(orderID), newFulfillment, func(f *fulfillment.Fulfillment) {
+		for _, s := range f.Shipments() {
+			out = append(out, Progress{ShipmentID: s.ID, Status: s.Status.String(), Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, Reason: s.Reason})
+		}
+	})
+	return out, err
+}
+
 // RecordDelivery records that a shipped parcel arrived.
 func (a *Activities) RecordDelivery(ctx context.Context, in ShipmentInput) error {
 	return a.advance(ctx, in, "deliver", fulfillment.StatusShipped, func(f *fulfillment.Fulfillment) ([]event.Event, error) {

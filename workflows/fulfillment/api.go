@@ -67,6 +67,13 @@ type Input struct {
 	PlanID    string     `json:"plan_id,omitempty"`
 	Shipments []Shipment `json:"shipments"`
 	Options   Options    `json:"options"`
+	// Resume starts from where the order's aggregates are instead of from
+	// planned parcels: a region that took the order's home over runs the
+	// fulfillment the old owner's Temporal was running. Parcels already
+	// shipped are dispatched again (recording and capture are idempotent
+	// by their business keys), delivered and lost ones settled as
+	// recorded.
+	Resume bool `json:"resume,omitempty"`
 }
 
 // CarrierEvent is what a carrier reports about a parcel.

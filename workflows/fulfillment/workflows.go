@@ -6,6 +6,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/livecore/livecore/domain/fulfillment"
 	"github.com/livecore/livecore/domain/money"
 	"github.com/livecore/livecore/domain/payment"
 	"github.com/livecore/livecore/workflows/internal/steps"
@@ -41,6 +42,13 @@ func Fulfill(ctx workflow.Context, in Input) (Status, error) {
 	var a *Activities
 	if err := steps.Local(ctx, a.SplitOrder, SplitInput{OrderID: in.OrderID, Tenant: in.Tenant, Shipments: in.Shipments, At: workflow.Now(ctx)}).Get(ctx, nil); err != nil {
 		return f.status(), err
+	}
+	if in.Resume {
+		var progress []Progress
+		if err := steps.Local(ctx, a.LoadProgress, in.OrderID).Get(ctx, &progress); err != nil {
+			return f.status(), err
+		}
+		f.resume(ctx, progress)
 	}
 
 	// 2. Until every parcel is settled.
@@ -196,6 +204,39 @@ func (r *run) dispatch(ctx workflow.Context, p *parcel, u CarrierUpdate) {
 	}
 	p.captured = true
 	r.captured, _ = r.captured.Add(p.Amount)
+}
+
+// resume brings the parcels to where the aggregates have them (Input.Resume).
+func (r *run) resume(ctx workflow.Context, progress []Progress) {
+	for _, pr := range progress {
+		var p *parcel
+		for _, s := range r.shipments {
+			if s.ID == pr.ShipmentID {
+				p = s
+			}
+		}
+		if p == nil {
+			continue
+		}
+		u := CarrierUpdate{ShipmentID: p.ID, Event: Dispatched, Carrier: pr.Carrier, TrackingNumber: pr.TrackingNumber, Reason: pr.Reason}
+		switch pr.Status {
+		case fulfillment.StatusCancelled.String():
+			p.state = StateCancelled
+		case fulfillment.StatusShipped.String():
+			r.dispatch(ctx, p, u)
+		case fulfillment.StatusDelivered.String():
+			r.dispatch(ctx, p, u)
+			p.state = StateDelivered
+		case fulfillment.StatusFailed.String(), fulfillment.StatusLost.String():
+			r.dispatch(ctx, p, u)
+			ev, state := Failed, StateFailed
+			if pr.Status == fulfillment.StatusLost.String() {
+				ev, state = Lost, StateLost
+			}
+			p.state = state
+			r.refund(ctx, p, string(ev))
+		}
+	}
 }
 
 // record records a delivery or a loss and moves the parcel to state.
