@@ -20,6 +20,7 @@ import (
 	"github.com/livecore/livecore/regions"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/dispatcher"
+	wffulfillment "github.com/livecore/livecore/workflows/fulfillment"
 )
 
 // sagaKeeper moves checkout sagas with ownership. The dispatcher starts a
@@ -28,17 +29,20 @@ import (
 //
 //   - a home this region takes (at start, after a failover or a failback):
 //     the checkout saga of every open order of the home (placed, checking
-//     out, or confirmed but not yet handed over to fulfillment; not
-//     cancelled) is started again here from the
+//     out, confirmed, or in fulfillment; not cancelled or completed) is
+//     started again here from the
 //     order's state (Dispatcher.Redrive). The old owner's sagas lived in the
 //     old owner's Temporal; the business idempotency keys make the provider
-//     return the first authorization instead of charging again.
+//     return the first authorization instead of charging again. A re-driven
+//     checkout of an order in fulfillment resumes its fulfillment here from
+//     the aggregates (shipped parcels captured once, settled ones kept).
 //   - a home this region does not hold (at start, or lost): its sagas of
 //     the home's open orders are terminated, so an old owner that comes
 //     back never runs a stale saga on (its writes would be refused by the
 //     fence, but its compensations would call the provider: a void of an
-//     authorization the new owner relies on). Terminated runs run no
-//     compensation; a later take-back starts them again.
+//     authorization the new owner relies on). Checkout and fulfillment runs
+//     are terminated (no compensation runs); a later take-back starts them
+//     again.
 //
 // The keeper's index of open orders follows the local $all (own events and
 // replicas), so every region knows every home's open orders.
@@ -50,10 +54,15 @@ type sagaKeeper struct {
 	client sdkclient.Client
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	open     map[string]openOrder // order ID -> open order
-	position uint64               // index applied up to here
-	caught   chan struct{}        // closed at each index advance
+	mu   sync.Mutex
+	open map[string]openOrder // order ID -> open order
+	// splitSeen holds the orders whose fulfillment split was applied: a
+	// replica's $all keeps each stream's order but not the order between
+	// streams (each category is its own Kafka topic), so the split may
+	// come before the order's own events.
+	splitSeen map[string]bool
+	position  uint64        // index applied up to here
+	caught    chan struct{} // closed at each index advance
 
 	redriven, terminated, passes atomic.Uint64
 }
@@ -61,11 +70,12 @@ type sagaKeeper struct {
 type openOrder struct {
 	tenant, home string
 	checkingOut  bool // checkout started
+	split        bool // handed over to fulfillment: the checkout saga is done
 }
 
 func newSagaKeeper(topo regions.Topology, leases *regions.Leases, store event.Store, d *dispatcher.Dispatcher, c sdkclient.Client, log *slog.Logger) *sagaKeeper {
 	return &sagaKeeper{topo: topo, leases: leases, store: store, disp: d, client: c, log: log,
-		open: map[string]openOrder{}, caught: make(chan struct{})}
+		open: map[string]openOrder{}, splitSeen: map[string]bool{}, caught: make(chan struct{})}
 }
 
 // follow keeps the open-order index from $all.
@@ -76,8 +86,13 @@ func (k *sagaKeeper) follow(ctx context.Context) error {
 		for _, env := range batch {
 			if env.Type == fulfillment.TypeOrderSplit {
 				// The checkout saga's last step (the hand-over to
-				// fulfillment) is done: the order is no longer open.
-				delete(k.open, strings.TrimPrefix(env.StreamID, "fulfillment-"))
+				// fulfillment) is done; the fulfillment runs on.
+				id := strings.TrimPrefix(env.StreamID, "fulfillment-")
+				k.splitSeen[id] = true
+				if o, ok := k.open[id]; ok {
+					o.split = true
+					k.open[id] = o
+				}
 				continue
 			}
 			if event.Category(env.StreamID) != "order" {
@@ -86,14 +101,15 @@ func (k *sagaKeeper) follow(ctx context.Context) error {
 			id := strings.TrimPrefix(env.StreamID, "order-")
 			switch env.Type {
 			case order.TypeOrderPlaced, order.TypeOrderPlacedV1:
-				k.open[id] = openOrder{tenant: env.Metadata.Tenant, home: k.topo.HomeOf(env.StreamID)}
+				k.open[id] = openOrder{tenant: env.Metadata.Tenant, home: k.topo.HomeOf(env.StreamID), split: k.splitSeen[id]}
 			case order.TypeCheckoutStarted:
 				if o, ok := k.open[id]; ok {
 					o.checkingOut = true
 					k.open[id] = o
 				}
-			case order.TypeOrderCancelled:
+			case order.TypeOrderCancelled, order.TypeOrderCompleted:
 				delete(k.open, id)
+				delete(k.splitSeen, id)
 			}
 		}
 		k.position = batch[len(batch)-1].Position
@@ -193,15 +209,17 @@ func (k *sagaKeeper) terminate(ctx context.Context, home string) {
 	orders := k.ordersOf(home)
 	n := 0
 	for _, o := range orders {
-		err := k.client.TerminateWorkflow(ctx, checkout.WorkflowID(o.OrderID), "", "home "+home+" is not owned by this region")
-		var nf *serviceerror.NotFound
-		switch {
-		case err == nil:
-			n++
-		case errors.As(err, &nf):
-		default:
-			if ctx.Err() == nil {
-				k.log.Warn("terminate saga of a home not held", "order", o.OrderID, "err", err)
+		for _, id := range []string{checkout.WorkflowID(o.OrderID), wffulfillment.WorkflowID(o.OrderID)} {
+			err := k.client.TerminateWorkflow(ctx, id, "", "home "+home+" is not owned by this region")
+			var nf *serviceerror.NotFound
+			switch {
+			case err == nil:
+				n++
+			case errors.As(err, &nf):
+			default:
+				if ctx.Err() == nil {
+					k.log.Warn("terminate saga of a home not held", "workflow", id, "err", err)
+				}
 			}
 		}
 	}
@@ -227,13 +245,15 @@ type SagaStats struct {
 	// Terminated, sagas stopped for a home not held.
 	Redriven   uint64 `json:"redriven"`
 	Terminated uint64 `json:"terminated"`
+	// Indexed is the $all position the open-order index has applied.
+	Indexed uint64 `json:"indexed"`
 }
 
 func (k *sagaKeeper) stats() SagaStats {
 	k.mu.Lock()
-	s := SagaStats{Open: len(k.open)}
+	s := SagaStats{Open: len(k.open), Indexed: k.position}
 	for _, o := range k.open {
-		if o.checkingOut && k.leases.Holds(o.home) {
+		if o.checkingOut && !o.split && k.leases.Holds(o.home) {
 			s.Checkouts++
 		}
 	}
