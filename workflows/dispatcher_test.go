@@ -56,20 +56,7 @@ func TestDispatcherRestartsAndRedelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.startDispatcher(checkout.Options{Steps: testOptions})
-	head, err := s.world.Store.Head(s.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		pos, err := dispatcher.ReadCheckpoint(filepath.Join(s.dir, "dispatcher.checkpoint"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pos >= head {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitDispatched()
 	third := s.disp.Stats()
 	sagas := 0
 	for _, id := range ids {
@@ -104,20 +91,7 @@ func TestDispatcherFilterAndRedrive(t *testing.T) {
 	if res := s.checkout("near-1"); res.Outcome != checkout.OutcomeConfirmed {
 		t.Fatalf("near-1: %+v", res)
 	}
-	head, err := s.world.Store.Head(s.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		pos, err := dispatcher.ReadCheckpoint(filepath.Join(s.dir, "dispatcher.checkpoint"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pos >= head {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	s.waitDispatched()
 	for _, id := range []string{"far-1", "far-2", "far-open"} {
 		if _, err := s.client.DescribeWorkflowExecution(s.ctx, checkout.WorkflowID(id), ""); err == nil {
 			t.Fatalf("%s has a saga although the filter refused its events", id)
@@ -210,5 +184,25 @@ func TestRedriveResumesFulfillment(t *testing.T) {
 	}
 	if got := w.Payment(t, "moved-1").Captured(); !got.Equal(sagatest.USD("25.00")) {
 		t.Fatalf("payment captured %s in the books", got)
+	}
+}
+
+// waitDispatched waits until the dispatcher's checkpoint reaches the
+// store's head as of now.
+func (s *stack) waitDispatched() {
+	s.t.Helper()
+	head, err := s.world.Store.Head(s.ctx)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for {
+		pos, err := dispatcher.ReadCheckpoint(filepath.Join(s.dir, "dispatcher.checkpoint"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if pos >= head {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -112,23 +112,9 @@ func (a *Activities) RebuildHandOff(ctx context.Context, orderID string) (HandOf
 		func(f *domfulfillment.Fulfillment) { h.Fulfilling = f.IsSplit() }); err != nil || h.Fulfilling {
 		return h, err
 	}
-	var lines []order.Line
-	var total money.Money
-	if err := steps.Order(ctx, a.Ports, orderID, func(o *order.Order) {
-		total = o.Total()
-		for _, l := range o.Lines() {
-			lines = append(lines, l.Line)
-		}
-	}); err != nil {
+	lines, total, err := a.orderAndHold(ctx, orderID, &h)
+	if err != nil {
 		return h, err
-	}
-	if err := steps.Payment(ctx, a.Ports, orderID, func(pm *payment.Payment) {
-		h.Payment = steps.Hold{PaymentID: orderID, ProviderRef: pm.ProviderRef(), Method: pm.Method(), Amount: pm.Authorized(), ExpiresAt: pm.ExpiresAt()}
-	}); err != nil {
-		return h, err
-	}
-	if h.Payment.Method == payment.MethodBNPL {
-		h.PlanID = orderID
 	}
 	at := map[string]inventory.Location{}
 	for _, n := range needs(lines) {
@@ -141,7 +127,6 @@ func (a *Activities) RebuildHandOff(ctx context.Context, orderID string) (HandOf
 		}
 		at[n.sku] = loc
 	}
-	var err error
 	h.Shipments, err = planShipments(lines, total, a.Locations, at)
 	return h, err
 }
@@ -161,46 +146,69 @@ func (a *Activities) RebuildSplitHandOff(ctx context.Context, orderID string) (H
 	if len(views) == 0 {
 		return h, steps.Reject(fmt.Errorf("order %s: not split into shipments", orderID))
 	}
-	var total money.Money
+	lines, total, err := a.orderAndHold(ctx, orderID, &h)
+	if err != nil {
+		return h, err
+	}
 	amounts := map[int]int64{}
-	if err := steps.Order(ctx, a.Ports, orderID, func(o *order.Order) {
-		total = o.Total()
-		for _, l := range o.Lines() {
-			amounts[l.No] = l.Amount.MinorUnits()
-		}
-	}); err != nil {
-		return h, err
-	}
-	if err := steps.Payment(ctx, a.Ports, orderID, func(pm *payment.Payment) {
-		h.Payment = steps.Hold{PaymentID: orderID, ProviderRef: pm.ProviderRef(), Method: pm.Method(), Amount: pm.Authorized(), ExpiresAt: pm.ExpiresAt()}
-	}); err != nil {
-		return h, err
-	}
-	if h.Payment.Method == payment.MethodBNPL {
-		h.PlanID = orderID
+	for _, l := range lines {
+		amounts[l.No] = l.Amount.MinorUnits()
 	}
 	weights := make([]int64, len(views))
-	valued := false
 	for i, v := range views {
 		h.Shipments = append(h.Shipments, fulfillment.Shipment{ID: v.ID, Location: v.Location, Lines: v.Lines})
 		for _, l := range v.Lines {
 			weights[i] += amounts[l.Line]
 		}
-		valued = valued || weights[i] > 0
 	}
-	if !valued {
+	return h, value(h.Shipments, weights, total)
+}
+
+// orderAndHold reads an order's lines and total, and fills h's payment
+// hold (and plan, for BNPL).
+func (a *Activities) orderAndHold(ctx context.Context, orderID string, h *HandOff) ([]order.Line, money.Money, error) {
+	var lines []order.Line
+	var total money.Money
+	if err := steps.Order(ctx, a.Ports, orderID, func(o *order.Order) {
+		total = o.Total()
+		for _, l := range o.Lines() {
+			lines = append(lines, l.Line)
+		}
+	}); err != nil {
+		return nil, total, err
+	}
+	if err := steps.Payment(ctx, a.Ports, orderID, func(pm *payment.Payment) {
+		h.Payment = steps.Hold{PaymentID: orderID, ProviderRef: pm.ProviderRef(), Method: pm.Method(), Amount: pm.Authorized(), ExpiresAt: pm.ExpiresAt()}
+	}); err != nil {
+		return nil, total, err
+	}
+	if h.Payment.Method == payment.MethodBNPL {
+		h.PlanID = orderID
+	}
+	return lines, total, nil
+}
+
+// value gives each shipment its share of total, in proportion to weights
+// (its lines' amounts in minor units; evenly for free goods), exactly
+// (money.Allocate).
+func value(shipments []fulfillment.Shipment, weights []int64, total money.Money) error {
+	valued := false
+	for _, w := range weights {
+		valued = valued || w > 0
+	}
+	if !valued { // free goods only: split evenly
 		for i := range weights {
 			weights[i] = 1
 		}
 	}
 	shares, err := total.Allocate(weights...)
 	if err != nil {
-		return h, steps.Reject(fmt.Errorf("split %s over %d shipments: %w", total, len(views), err))
+		return steps.Reject(fmt.Errorf("split %s over %d shipments: %w", total, len(shipments), err))
 	}
-	for i := range h.Shipments {
-		h.Shipments[i].Amount = shares[i]
+	for i := range shipments {
+		shipments[i].Amount = shares[i]
 	}
-	return h, nil
+	return nil
 }
 
 // StockInput names an order's lines for reserving or releasing.
@@ -325,23 +333,7 @@ func planShipments(lines []order.Line, total money.Money, locations []inventory.
 		out = append(out, s)
 		weights = append(weights, w)
 	}
-	var valued bool
-	for _, w := range weights {
-		valued = valued || w > 0
-	}
-	if !valued { // free goods only: split evenly
-		for i := range weights {
-			weights[i] = 1
-		}
-	}
-	shares, err := total.Allocate(weights...)
-	if err != nil {
-		return nil, steps.Reject(fmt.Errorf("split %s over %d shipments: %w", total, len(out), err))
-	}
-	for i := range out {
-		out[i].Amount = shares[i]
-	}
-	return out, nil
+	return out, value(out, weights, total)
 }
 
 // ReleaseStock releases every hold the order has (command
