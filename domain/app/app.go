@@ -80,6 +80,18 @@ type Command struct {
 	// event.ErrIdempotencyConflict.
 	ID       string
 	Metadata event.Metadata
+	// Creates says the command normally starts its stream (placing an
+	// order under a new ID). When the stream is not cached, its first
+	// round then skips reading the stream: it decides against an empty
+	// aggregate and appends expecting no stream. If the stream exists
+	// after all, the append fails its expected version and the round is
+	// redone after reading the stream, as for any conflict; if the
+	// command's events were appended before (a retry), the store returns
+	// the earlier append, which lies at or below the head read before the
+	// round, and the round is redone after reading the stream, so the
+	// retry replays. Only with a store that reports its head
+	// (event.HeadReader); otherwise Creates is ignored.
+	Creates bool
 }
 
 // Result is what a command appended.
@@ -160,7 +172,10 @@ type Service struct {
 	maxBatch   int
 	readBatch  int
 	cache      *cache
-	stats      struct{ rounds, appends, commands, events, conflicts, refolds atomic.Int64 }
+	// head reads the store's head (nil: the store has none, and
+	// Command.Creates is ignored).
+	head  func(context.Context) (uint64, error)
+	stats struct{ rounds, appends, commands, events, conflicts, refolds, blind atomic.Int64 }
 }
 
 // New returns a Service; it fails if cfg does not Validate.
@@ -169,11 +184,15 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		store: cfg.Store, reg: cfg.Registry,
 		maxRetries: cfg.MaxRetries, maxBatch: cfg.MaxBatch, readBatch: cfg.ReadBatch,
 		cache: newCache(cfg.CacheSize),
-	}, nil
+	}
+	if h, ok := cfg.Store.(event.HeadReader); ok {
+		s.head = h.Head
+	}
+	return s, nil
 }
 
 // Stats are running totals since New.
@@ -184,6 +203,9 @@ type Stats struct {
 	Events    int64 // events appended
 	Conflicts int64 // appends refused for a wrong expected version
 	Refolds   int64 // streams folded from version 0
+	// Blind counts rounds of creating commands decided without reading
+	// their stream (Command.Creates).
+	Blind int64
 }
 
 // Stats returns the running totals.
@@ -191,6 +213,7 @@ func (s *Service) Stats() Stats {
 	return Stats{
 		Rounds: s.stats.rounds.Load(), Appends: s.stats.appends.Load(), Commands: s.stats.commands.Load(),
 		Events: s.stats.events.Load(), Conflicts: s.stats.conflicts.Load(), Refolds: s.stats.refolds.Load(),
+		Blind: s.stats.blind.Load(),
 	}
 }
 
@@ -364,19 +387,50 @@ func (s *Service) drain(ctx context.Context, e *entry) {
 // round decides batch and appends its events in one append, retrying
 // conflicts; it acks every command in batch. The caller holds e.mu.
 func (s *Service) round(ctx context.Context, e *entry, batch []*pending) {
+	mayBlind := s.head != nil && creates(batch)
 	for attempt := 0; ; attempt++ {
 		s.stats.rounds.Add(1)
-		if err := s.catchUp(ctx, e, batch[0].newAgg); err != nil {
-			e.reset()
-			s.finish(batch, fmt.Errorf("load %s: %w", e.stream, err))
-			return
+		// blind: a first round of creating commands on a stream that is
+		// not cached decides without reading it (see Command.Creates);
+		// head is the store's head before, to tell a retry's earlier
+		// append from this one.
+		blind, head := false, uint64(0)
+		if mayBlind && e.agg == nil {
+			mayBlind = false
+			if h, err := s.head(ctx); err == nil {
+				blind, head = true, h
+				e.agg, e.version, e.ids = batch[0].newAgg(), 0, map[string]uint64{}
+				s.stats.refolds.Add(1)
+				s.stats.blind.Add(1)
+			}
+		}
+		if !blind {
+			if err := s.catchUp(ctx, e, batch[0].newAgg); err != nil {
+				e.reset()
+				s.finish(batch, fmt.Errorf("load %s: %w", e.stream, err))
+				return
+			}
 		}
 		all, decided := s.decideAll(ctx, e, batch)
 		if len(all) == 0 {
+			if blind {
+				// Decided against a stream that was never read (a
+				// business error or no-op): decide again on what it holds.
+				e.reset()
+				attempt--
+				continue
+			}
 			s.finish(batch, nil)
 			return
 		}
 		res, err := s.store.Append(ctx, e.stream, event.Exact(e.version), all)
+		if err == nil && blind && res.FirstPosition <= head {
+			// The store recognised these event IDs from an earlier
+			// append: read the stream, so the commands replay it.
+			e.reset()
+			attempt--
+			continue
+		}
 		if err == nil {
 			s.committed(e, decided, res, len(all))
 			s.finish(batch, nil)
@@ -385,6 +439,11 @@ func (s *Service) round(ctx context.Context, e *entry, batch []*pending) {
 		// The aggregate holds the round's tentative events: refold.
 		e.reset()
 		switch {
+		case errors.Is(err, event.ErrWrongExpectedVersion) && blind:
+			// The stream exists: read it and decide again (not a race with
+			// another writer, so no retry is counted against the limit).
+			attempt--
+			continue
 		case errors.Is(err, event.ErrWrongExpectedVersion):
 			s.stats.conflicts.Add(1)
 			if attempt < s.maxRetries {
@@ -400,6 +459,16 @@ func (s *Service) round(ctx context.Context, e *entry, batch []*pending) {
 		}
 		return
 	}
+}
+
+// creates reports whether every command of batch creates its stream.
+func creates(batch []*pending) bool {
+	for _, p := range batch {
+		if !p.cmd.Creates {
+			return false
+		}
+	}
+	return true
 }
 
 // catchUp folds into e the events appended since its version, starting

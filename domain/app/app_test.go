@@ -558,3 +558,144 @@ func TestBadCommandFailsAlone(t *testing.T) {
 	}
 	checkCacheMatchesFreshFold(t, s, itemStream, newItem)
 }
+
+// countingStore counts ReadStream calls.
+type countingStore struct {
+	*memory.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]event.Envelope, error) {
+	c.reads.Add(1)
+	return c.Store.ReadStream(ctx, stream, from, limit)
+}
+
+// noHead hides the store's Head.
+type noHead struct{ app.Store }
+
+func creating(id string) app.Command {
+	c := cmd(id)
+	c.Creates = true
+	return c
+}
+
+func placeOrderAt(id string, at time.Time) func(o *order.Order) ([]event.Event, error) {
+	return func(o *order.Order) ([]event.Event, error) {
+		return o.Place(order.PlaceOrder{OrderID: id, CustomerID: "c1", Region: "eu", Currency: money.USD,
+			Lines: []order.LineItem{{SKU: "A", Quantity: 2, UnitPrice: money.MustParse("3.00", "USD")}}}, at)
+	}
+}
+
+// TestCreatingCommandDoesNotReadItsStream: a creating command on a new
+// stream appends without reading the stream; without a store head it reads
+// as usual.
+func TestCreatingCommandDoesNotReadItsStream(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{Store: newMemory(t)}
+	s := newService(t, st, app.Config{})
+	res, err := app.Execute(ctx, s, order.StreamID("o1"), newOrder, creating("place-o1"), placeOrder("o1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstVersion != 1 || res.LastVersion != 1 || res.Replayed {
+		t.Fatalf("result %+v", res)
+	}
+	if n := st.reads.Load(); n != 0 {
+		t.Errorf("creating a new stream read it %d times, want 0", n)
+	}
+	if got := s.Stats().Blind; got != 1 {
+		t.Errorf("Stats.Blind = %d, want 1", got)
+	}
+	checkCacheMatchesFreshFold(t, s, order.StreamID("o1"), newOrder)
+
+	plain := newService(t, noHead{st}, app.Config{})
+	before := st.reads.Load()
+	if _, err := app.Execute(ctx, plain, order.StreamID("o2"), newOrder, creating("place-o2"), placeOrder("o2")); err != nil {
+		t.Fatal(err)
+	}
+	if st.reads.Load() == before || plain.Stats().Blind != 0 {
+		t.Errorf("without a store head a creating command must read its stream (reads %d -> %d, blind %d)", before, st.reads.Load(), plain.Stats().Blind)
+	}
+}
+
+// TestCreatingCommandOnAnExistingStream: a second, different creating
+// command on a stream that exists (cached or not) is decided on what the
+// stream holds: the order refuses a second placement and nothing is
+// appended.
+func TestCreatingCommandOnAnExistingStream(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	s := newService(t, st, app.Config{})
+	stream := order.StreamID("o1")
+	if _, err := app.Execute(ctx, s, stream, newOrder, creating("place-o1"), placeOrder("o1")); err != nil {
+		t.Fatal(err)
+	}
+	cold := newService(t, st, app.Config{})
+	for name, svc := range map[string]*app.Service{"warm": s, "cold": cold} {
+		_, err := app.Execute(ctx, svc, stream, newOrder, creating("place-o1-again-"+name), placeOrder("o1"))
+		if !errors.Is(err, order.ErrAlreadyPlaced) {
+			t.Errorf("%s: second placement: %v, want ErrAlreadyPlaced", name, err)
+		}
+		checkCacheMatchesFreshFold(t, svc, stream, newOrder)
+	}
+	if n := len(readStream(t, st, stream)); n != 1 {
+		t.Errorf("stream has %d events, want 1", n)
+	}
+	// A creating command that only succeeds on the existing stream: its
+	// blind decision fails, and it is decided again on the stream.
+	res, err := app.Execute(ctx, newService(t, st, app.Config{}), order.StreamID("o1"), newOrder, creating("cancel-o1"), func(o *order.Order) ([]event.Event, error) {
+		return o.Cancel("changed my mind", t0)
+	})
+	if err != nil || res.FirstVersion != 2 {
+		t.Fatalf("cancel as a creating command on a cold service: %+v, %v", res, err)
+	}
+	fresh := newService(t, st, app.Config{})
+	res, err = app.Execute(ctx, fresh, order.StreamID("o1"), newOrder, creating("cancel-o1-again"), func(o *order.Order) ([]event.Event, error) {
+		return []event.Event{}, nil // a no-op on the empty aggregate too
+	})
+	if err != nil || len(res.Events) != 0 {
+		t.Fatalf("no-op creating command: %+v, %v", res, err)
+	}
+	checkCacheMatchesFreshFold(t, fresh, stream, newOrder)
+}
+
+// TestRetriedCreatingCommandReplays: a creating command retried on a
+// service that has not cached the stream (a restart after its append) is
+// recognised by the store; the service then reads the stream and returns
+// the stored events, not the retry's own decision (which here differs in
+// time), and its cache holds what the store holds.
+func TestRetriedCreatingCommandReplays(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	stream := order.StreamID("o1")
+	first, err := app.Execute(ctx, newService(t, st, app.Config{}), stream, newOrder, creating("place-o1"), placeOrderAt("o1", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other appends move the head on.
+	s := newService(t, st, app.Config{})
+	receive(t, s, "r1", 5)
+	got, err := app.Execute(ctx, s, stream, newOrder, creating("place-o1"), placeOrderAt("o1", t0.Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Replayed {
+		t.Errorf("retry not marked replayed: %+v", got)
+	}
+	got.Replayed = false
+	if diff := cmp.Diff(first, got, cmpState...); diff != "" {
+		t.Errorf("retry result (-first +retry):\n%s", diff)
+	}
+	if n := len(readStream(t, st, stream)); n != 1 {
+		t.Errorf("stream has %d events after the retry, want 1", n)
+	}
+	checkCacheMatchesFreshFold(t, s, stream, newOrder)
+	err = app.Query(ctx, s, stream, newOrder, func(o *order.Order, _ uint64) {
+		if !o.PlacedAt().Equal(t0) {
+			t.Errorf("cached order placed at %v, want the stored %v", o.PlacedAt(), t0)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
