@@ -1,0 +1,319 @@
+package httpapi
+
+import (
+	"bytes"
+	"reflect"
+	"strconv"
+)
+
+// shapeOK is DecodeJSON's fast path: it reports whether body is one JSON
+// value (and only whitespace around it) that the walker would accept for
+// t without a single finding: exact member names, no member twice, the
+// right JSON kind everywhere, no null where the walker refuses one,
+// integers that fit. It scans the bytes without allocating; anything it is
+// unsure of (an escaped member name, a kind the walker leaves to
+// encoding/json) is false, and DecodeJSON then takes the walker's path,
+// which names what is wrong. Values are not checked beyond their JSON
+// kind: encoding/json checks them while filling (and a refusal sends
+// DecodeJSON down the walker's path too).
+func shapeOK(body []byte, t reflect.Type) bool {
+	s := scanner{b: body}
+	s.ws()
+	if !s.value(t) {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) peek() byte {
+	if s.i < len(s.b) {
+		return s.b[s.i]
+	}
+	return 0
+}
+
+func (s *scanner) lit(w string) bool {
+	if bytes.HasPrefix(s.b[s.i:], []byte(w)) {
+		s.i += len(w)
+		return true
+	}
+	return false
+}
+
+// str consumes a string and returns its raw content (escapes kept) and
+// whether it had any.
+func (s *scanner) str() (raw []byte, escaped, ok bool) {
+	if s.peek() != '"' {
+		return nil, false, false
+	}
+	start := s.i + 1
+	for j := start; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			s.i = j + 1
+			return s.b[start:j], escaped, true
+		case c == '\\':
+			escaped = true
+			j++ // the escaped byte (encoding/json validates the escape)
+		case c < 0x20:
+			return nil, false, false
+		}
+	}
+	return nil, false, false
+}
+
+// num consumes a number literal (roughly: encoding/json validates it).
+func (s *scanner) num() ([]byte, bool) {
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		if c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
+			s.i++
+			continue
+		}
+		break
+	}
+	return s.b[start:s.i], s.i > start
+}
+
+// any consumes one JSON value of any kind.
+func (s *scanner) any(depth int) bool {
+	if depth > 10000 {
+		return false
+	}
+	s.ws()
+	switch c := s.peek(); {
+	case c == '"':
+		_, _, ok := s.str()
+		return ok
+	case c == '{':
+		s.i++
+		s.ws()
+		if s.peek() == '}' {
+			s.i++
+			return true
+		}
+		for {
+			s.ws()
+			if _, _, ok := s.str(); !ok {
+				return false
+			}
+			s.ws()
+			if s.peek() != ':' {
+				return false
+			}
+			s.i++
+			if !s.any(depth + 1) {
+				return false
+			}
+			s.ws()
+			switch s.peek() {
+			case ',':
+				s.i++
+			case '}':
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '[':
+		s.i++
+		s.ws()
+		if s.peek() == ']' {
+			s.i++
+			return true
+		}
+		for {
+			if !s.any(depth + 1) {
+				return false
+			}
+			s.ws()
+			switch s.peek() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == 't':
+		return s.lit("true")
+	case c == 'f':
+		return s.lit("false")
+	case c == 'n':
+		return s.lit("null")
+	default:
+		_, ok := s.num()
+		return ok
+	}
+}
+
+// value consumes one value and checks it against t as the walker does.
+func (s *scanner) value(t reflect.Type) bool {
+	s.ws()
+	pt := reflect.PointerTo(t)
+	switch {
+	case t.Kind() == reflect.Pointer:
+		if s.peek() == 'n' {
+			return s.lit("null")
+		}
+		return s.value(t.Elem())
+	case pt.Implements(jsonUnmarshaler):
+		return s.any(0)
+	case pt.Implements(textUnmarshaler):
+		_, _, ok := s.str()
+		return ok
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return s.any(0)
+	case reflect.Struct:
+		fields := fieldsOf(t)
+		return s.object(func(name []byte) (reflect.Type, bool) {
+			f, ok := fields[string(name)]
+			return f, ok
+		})
+	case reflect.Map:
+		if t.Key().Kind() != reflect.String {
+			return false
+		}
+		if s.peek() == 'n' {
+			return s.lit("null")
+		}
+		return s.object(func([]byte) (reflect.Type, bool) { return t.Elem(), true })
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return false // base64: the walker's path
+		}
+		if t.Kind() == reflect.Slice && s.peek() == 'n' {
+			return s.lit("null")
+		}
+		if s.peek() != '[' {
+			return false
+		}
+		s.i++
+		s.ws()
+		if s.peek() == ']' {
+			s.i++
+			return true
+		}
+		for {
+			if !s.value(t.Elem()) {
+				return false
+			}
+			s.ws()
+			switch s.peek() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case reflect.String:
+		_, _, ok := s.str()
+		return ok
+	case reflect.Bool:
+		return s.lit("true") || s.lit("false")
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := s.num()
+		if !ok {
+			return false
+		}
+		_, err := strconv.ParseInt(string(n), 10, t.Bits())
+		return err == nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, ok := s.num()
+		if !ok {
+			return false
+		}
+		_, err := strconv.ParseUint(string(n), 10, t.Bits())
+		return err == nil
+	case reflect.Float32, reflect.Float64:
+		n, ok := s.num()
+		if !ok {
+			return false
+		}
+		_, err := strconv.ParseFloat(string(n), t.Bits())
+		return err == nil
+	}
+	return false
+}
+
+// maxFastMembers bounds the members of one object the fast path checks
+// for duplicates; a larger object takes the walker's path.
+const maxFastMembers = 32
+
+// object consumes an object whose members are known by member, each
+// given once, with names that need no unescaping.
+func (s *scanner) object(member func(name []byte) (reflect.Type, bool)) bool {
+	if s.peek() != '{' {
+		return false
+	}
+	s.i++
+	s.ws()
+	if s.peek() == '}' {
+		s.i++
+		return true
+	}
+	var seen [maxFastMembers][]byte
+	n := 0
+	for {
+		s.ws()
+		name, escaped, ok := s.str()
+		if !ok || escaped || n == maxFastMembers {
+			return false
+		}
+		for _, prev := range seen[:n] {
+			if bytes.Equal(prev, name) {
+				return false
+			}
+		}
+		seen[n] = name
+		n++
+		ft, known := member(name)
+		if !known {
+			return false
+		}
+		s.ws()
+		if s.peek() != ':' {
+			return false
+		}
+		s.i++
+		if !s.value(ft) {
+			return false
+		}
+		s.ws()
+		switch s.peek() {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
