@@ -26,8 +26,10 @@
 // # Concurrency
 //
 // The service is safe for concurrent use. Commands for one stream queue up
-// and one goroutine per busy stream handles them (started on demand, gone
-// when the queue is empty): it takes up to Config.MaxBatch queued commands,
+// and one goroutine per busy stream handles them: the caller of the
+// Execute that found the stream idle, until its own command is acked, then
+// one started for the commands still queued (gone when the queue is
+// empty). It takes up to Config.MaxBatch queued commands,
 // decides them in arrival order against the evolving aggregate (each
 // command's events are applied before the next command is decided) and
 // appends all resulting events in ONE append: one expected-version check and
@@ -41,9 +43,10 @@
 // decide runs on that goroutine with the aggregate locked: it must not block,
 // do IO, or keep the aggregate after it returns; it must only read it (the
 // domain's decisions return events and change nothing). Execute returns when
-// its command is acked or ctx is done; a command whose ctx ends after it was
-// taken into a round may still be appended: retry it with the same command
-// ID to learn its outcome.
+// its command is acked or ctx is done (a caller serving its stream finishes
+// the round under way first); a command whose ctx ends after it was taken
+// into a round may still be appended: retry it with the same command ID to
+// learn its outcome.
 package app
 
 import (
@@ -246,7 +249,11 @@ func Execute[A Aggregate](ctx context.Context, s *Service, stream string, newAgg
 		},
 		done: make(chan struct{}),
 	}
-	s.submit(ctx, stream, p)
+	if e := s.submit(stream, p); e != nil {
+		// No goroutine serves the stream: this one does, at least until
+		// its own command is acked.
+		s.drainUntil(context.WithoutCancel(ctx), e, p)
+	}
 	select {
 	case <-p.done:
 		return p.res, p.err
@@ -331,10 +338,11 @@ func (e *entry) busy() bool {
 	return e.running || len(e.queue) > 0
 }
 
-// submit queues p on its stream and starts the stream's goroutine if none
-// runs. The cache lock is held while queueing so the entry cannot be evicted
-// between lookup and queueing.
-func (s *Service) submit(ctx context.Context, stream string, p *pending) {
+// submit queues p on its stream. If no goroutine serves the stream, it
+// returns the entry, marked as served: the caller must serve it
+// (drainUntil). The cache lock is held while queueing so the entry cannot
+// be evicted between lookup and queueing.
+func (s *Service) submit(stream string, p *pending) *entry {
 	s.cache.mu.Lock()
 	e := s.cache.getLocked(stream)
 	e.qmu.Lock()
@@ -344,43 +352,83 @@ func (s *Service) submit(ctx context.Context, stream string, p *pending) {
 	e.qmu.Unlock()
 	s.cache.mu.Unlock()
 	if start {
-		// The goroutine serves every command queued after this one too, so
-		// it must not stop when this command's ctx is cancelled.
-		go s.drain(context.WithoutCancel(ctx), e)
+		return e
+	}
+	return nil
+}
+
+// drainUntil serves e on the caller's goroutine (its stack is grown
+// already, and no goroutine hands the outcome over) until p is acked, then
+// hands the commands still queued to a goroutine of their own (drain).
+// ctx must not be cancelled with p's: the rounds serve other commands too.
+func (s *Service) drainUntil(ctx context.Context, e *entry, p *pending) {
+	for {
+		batch, ok := s.next(e)
+		if !ok {
+			return
+		}
+		s.serve(ctx, e, batch)
+		select {
+		case <-p.done:
+		default:
+			continue
+		}
+		e.qmu.Lock()
+		if len(e.queue) == 0 {
+			e.running = false
+			e.qmu.Unlock()
+			return
+		}
+		e.qmu.Unlock()
+		go s.drain(ctx, e)
+		return
 	}
 }
 
 // drain runs rounds until the queue is empty.
 func (s *Service) drain(ctx context.Context, e *entry) {
 	for {
-		e.qmu.Lock()
-		n := min(len(e.queue), s.maxBatch)
-		if n == 0 {
-			e.running = false
-			e.qmu.Unlock()
+		batch, ok := s.next(e)
+		if !ok {
 			return
 		}
-		batch := e.queue[:n:n]
-		e.queue = e.queue[n:]
-		if len(e.queue) == 0 {
-			e.queue = nil // let the backing array go
-		}
-		e.qmu.Unlock()
+		s.serve(ctx, e, batch)
+	}
+}
 
-		live := batch[:0:0]
-		for _, p := range batch {
-			if err := p.ctx.Err(); err != nil {
-				p.err = err
-				p.ack()
-				continue
-			}
-			live = append(live, p)
+// next takes the next batch off e's queue; with none, e is no longer
+// served (false).
+func (s *Service) next(e *entry) ([]*pending, bool) {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	n := min(len(e.queue), s.maxBatch)
+	if n == 0 {
+		e.running = false
+		return nil, false
+	}
+	batch := e.queue[:n:n]
+	e.queue = e.queue[n:]
+	if len(e.queue) == 0 {
+		e.queue = nil // let the backing array go
+	}
+	return batch, true
+}
+
+// serve runs one round for batch, acking commands whose ctx has ended.
+func (s *Service) serve(ctx context.Context, e *entry, batch []*pending) {
+	live := batch[:0:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = err
+			p.ack()
+			continue
 		}
-		if len(live) > 0 {
-			e.mu.Lock()
-			s.round(ctx, e, live)
-			e.mu.Unlock()
-		}
+		live = append(live, p)
+	}
+	if len(live) > 0 {
+		e.mu.Lock()
+		s.round(ctx, e, live)
+		e.mu.Unlock()
 	}
 }
 

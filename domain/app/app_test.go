@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -698,4 +700,70 @@ func TestRetriedCreatingCommandReplays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func goroutineID() string {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	f := strings.Fields(string(buf[:n]))
+	return f[1] // "goroutine N [running]:"
+}
+
+// TestIdleStreamIsServedOnTheCallersGoroutine: the caller that finds a
+// stream idle runs its round itself; commands queued meanwhile are handed
+// to another goroutine once the caller's own command is acked, and the
+// caller returns without waiting for them.
+func TestIdleStreamIsServedOnTheCallersGoroutine(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, newMemory(t), app.Config{})
+	receive(t, s, "r0", 100)
+	caller := goroutineID()
+	var decidedOn string
+	if _, err := app.Execute(ctx, s, itemStream, newItem, cmd("r1"), func(it *inventory.Item) ([]event.Event, error) {
+		decidedOn = goroutineID()
+		return it.Receive(1, "po-r1", t0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if decidedOn != caller {
+		t.Errorf("an idle stream's command was decided on goroutine %s, not its caller's %s", decidedOn, caller)
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	firstDone := make(chan string, 1)
+	go func() {
+		_, err := app.Execute(ctx, s, itemStream, newItem, cmd("slow"), func(it *inventory.Item) ([]event.Event, error) {
+			close(entered)
+			<-release
+			return it.Receive(1, "po-slow", t0)
+		})
+		firstDone <- fmt.Sprint(err)
+	}()
+	<-entered
+	var wg sync.WaitGroup
+	others := make(chan string, 2)
+	for _, id := range []string{"q1", "q2"} {
+		wg.Go(func() {
+			_, err := app.Execute(ctx, s, itemStream, newItem, cmd(id), func(it *inventory.Item) ([]event.Event, error) {
+				others <- goroutineID()
+				return it.Receive(1, "po-"+id, t0)
+			})
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond) // q1 and q2 queue behind the slow round
+	close(release)
+	if err := <-firstDone; err != "<nil>" {
+		t.Fatalf("slow: %s", err)
+	}
+	wg.Wait()
+	close(others)
+	for g := range others {
+		if g == caller {
+			t.Errorf("a queued command ran on the test's goroutine")
+		}
+	}
+	checkCacheMatchesFreshFold(t, s, itemStream, newItem)
 }
