@@ -317,3 +317,222 @@ func (s *scanner) object(member func(name []byte) (reflect.Type, bool)) bool {
 		}
 	}
 }
+
+// canonicalFast is canonicalJSON for the common body: one JSON value
+// (whitespace around it) whose strings and member names are printable
+// ASCII without escapes and whose objects give no member twice. It writes
+// what json.Marshal writes for the value decoded with UseNumber: members
+// sorted by name, no insignificant whitespace, numbers as written, '<',
+// '>' and '&' escaped. ok is false for any other body (canonicalJSON then
+// decodes and re-encodes it).
+func canonicalFast(body []byte) (out []byte, ok bool) {
+	s := scanner{b: body}
+	s.ws()
+	out = make([]byte, 0, len(body))
+	out, ok = s.canon(out, 0)
+	if !ok {
+		return nil, false
+	}
+	s.ws()
+	return out, s.i == len(s.b)
+}
+
+// member is an object member: its name and where its value starts.
+type member struct {
+	name []byte
+	at   int
+}
+
+func (s *scanner) canon(out []byte, depth int) ([]byte, bool) {
+	if depth > 1000 {
+		return nil, false
+	}
+	s.ws()
+	switch c := s.peek(); {
+	case c == '"':
+		raw, ok := s.plainStr()
+		if !ok {
+			return nil, false
+		}
+		return appendPlainString(out, raw), true
+	case c == '{':
+		s.i++
+		var buf [16]member
+		ms := buf[:0]
+		s.ws()
+		if s.peek() == '}' {
+			s.i++
+			return append(out, "{}"...), true
+		}
+		for {
+			s.ws()
+			name, ok := s.plainStr()
+			if !ok {
+				return nil, false
+			}
+			s.ws()
+			if s.peek() != ':' {
+				return nil, false
+			}
+			s.i++
+			s.ws()
+			ms = append(ms, member{name: name, at: s.i})
+			if !s.any(depth + 1) {
+				return nil, false
+			}
+			s.ws()
+			if s.peek() == ',' {
+				s.i++
+				continue
+			}
+			if s.peek() != '}' {
+				return nil, false
+			}
+			s.i++
+			break
+		}
+		end := s.i
+		// Few members: insertion sort, and a duplicate is found on the way.
+		for i := 1; i < len(ms); i++ {
+			for j := i; j > 0; j-- {
+				c := bytes.Compare(ms[j-1].name, ms[j].name)
+				if c == 0 {
+					return nil, false // encoding/json keeps the last: the slow path
+				}
+				if c < 0 {
+					break
+				}
+				ms[j-1], ms[j] = ms[j], ms[j-1]
+			}
+		}
+		out = append(out, '{')
+		for i, m := range ms {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = appendPlainString(out, m.name)
+			out = append(out, ':')
+			s.i = m.at
+			var ok bool
+			if out, ok = s.canon(out, depth+1); !ok {
+				return nil, false
+			}
+		}
+		s.i = end
+		return append(out, '}'), true
+	case c == '[':
+		s.i++
+		out = append(out, '[')
+		s.ws()
+		if s.peek() == ']' {
+			s.i++
+			return append(out, ']'), true
+		}
+		for first := true; ; first = false {
+			if !first {
+				out = append(out, ',')
+			}
+			var ok bool
+			if out, ok = s.canon(out, depth+1); !ok {
+				return nil, false
+			}
+			s.ws()
+			switch s.peek() {
+			case ',':
+				s.i++
+			case ']':
+				s.i++
+				return append(out, ']'), true
+			default:
+				return nil, false
+			}
+		}
+	case c == 't':
+		return append(out, "true"...), s.lit("true")
+	case c == 'f':
+		return append(out, "false"...), s.lit("false")
+	case c == 'n':
+		return append(out, "null"...), s.lit("null")
+	default:
+		n, ok := s.num()
+		if !ok || !validNumber(n) {
+			return nil, false
+		}
+		return append(out, n...), true
+	}
+}
+
+// plainStr consumes a string of printable ASCII without escapes.
+func (s *scanner) plainStr() ([]byte, bool) {
+	if s.peek() != '"' {
+		return nil, false
+	}
+	for j := s.i + 1; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			raw := s.b[s.i+1 : j]
+			s.i = j + 1
+			return raw, true
+		case c == '\\' || c < 0x20 || c > 0x7e:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// appendPlainString quotes printable ASCII as encoding/json does (HTML
+// characters escaped).
+func appendPlainString(out, raw []byte) []byte {
+	out = append(out, '"')
+	for _, c := range raw {
+		switch c {
+		case '<':
+			out = append(out, `\u003c`...)
+		case '>':
+			out = append(out, `\u003e`...)
+		case '&':
+			out = append(out, `\u0026`...)
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
+}
+
+// validNumber reports whether n is a JSON number:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(n []byte) bool {
+	i := 0
+	if i < len(n) && n[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		j := i
+		for i < len(n) && n[i] >= '0' && n[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	switch {
+	case i < len(n) && n[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(n) && n[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(n) && (n[i] == 'e' || n[i] == 'E') {
+		i++
+		if i < len(n) && (n[i] == '+' || n[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(n)
+}

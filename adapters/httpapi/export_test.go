@@ -37,3 +37,11 @@ func DecodeJSONWalkedForTest(body []byte, dst any) error {
 // ShapeOKForTest reports whether DecodeJSON's fast path accepts body for
 // dst's type.
 func ShapeOKForTest(body []byte, dst any) bool { return shapeOK(body, reflect.TypeOf(dst).Elem()) }
+
+// CanonicalJSONForTest is the canonical form of body the fingerprint
+// hashes; CanonicalDecodedForTest is the same without the fast path, and
+// fast reports whether the fast path took body.
+func CanonicalJSONForTest(body []byte) (canon, decoded []byte, fast bool) {
+	_, fast = canonicalFast(body)
+	return canonicalJSON(body), canonicalDecoded(body), fast
+}
