@@ -45,6 +45,10 @@ func OpenLocalIdempotencyStore(db *sql.DB, dir string, log *slog.Logger) (*Local
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             kvLogger{log},
+		// Requests complete a few at a time; without a pause Pebble would
+		// sync nearly each on its own (an fsync costs far more system CPU
+		// than the write): at most one sync per millisecond.
+		WALMinSyncInterval: func() time.Duration { return time.Millisecond },
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = pebblebloom.FilterPolicy(10)
