@@ -362,6 +362,16 @@ func (s *Service) submit(stream string, p *pending) *entry {
 // hands the commands still queued to a goroutine of their own (drain).
 // ctx must not be cancelled with p's: the rounds serve other commands too.
 func (s *Service) drainUntil(ctx context.Context, e *entry, p *pending) {
+	defer func() {
+		if v := recover(); v != nil {
+			// A bug in a round (decide's panics are caught in it): crash
+			// as a stream's own goroutine would, rather than let the
+			// caller's recover (an HTTP server's) leave the stream locked
+			// and its queued commands waiting for good.
+			go panic(fmt.Sprintf("app: round of %s panicked: %v", e.stream, v))
+			select {}
+		}
+	}()
 	for {
 		batch, ok := s.next(e)
 		if !ok {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"reflect"
 	"runtime"
 	"strings"
@@ -766,4 +768,34 @@ func TestIdleStreamIsServedOnTheCallersGoroutine(t *testing.T) {
 		}
 	}
 	checkCacheMatchesFreshFold(t, s, itemStream, newItem)
+}
+
+// panickingStore panics in Append (a bug in the store).
+type panickingStore struct{ app.Store }
+
+func (panickingStore) Append(context.Context, string, event.ExpectedVersion, []event.Proposed) (event.AppendResult, error) {
+	panic("store bug")
+}
+
+// TestPanicInACallersRoundCrashes: a round that panics on the caller's
+// goroutine ends the process, as it did on a goroutine of its own; a
+// recover of the caller (an HTTP server's) does not swallow it.
+func TestPanicInACallersRoundCrashes(t *testing.T) {
+	if os.Getenv("APP_PANIC_CHILD") == "1" {
+		s := newService(t, panickingStore{newMemory(t)}, app.Config{})
+		func() {
+			defer func() { _ = recover() }() // what an HTTP server does
+			_, _ = app.Execute(context.Background(), s, itemStream, newItem, cmd("r1"), func(it *inventory.Item) ([]event.Event, error) {
+				return it.Receive(1, "po", t0)
+			})
+		}()
+		time.Sleep(5 * time.Second)
+		return // not reached: the process has crashed
+	}
+	c := exec.Command(os.Args[0], "-test.run=^TestPanicInACallersRoundCrashes$")
+	c.Env = append(os.Environ(), "APP_PANIC_CHILD=1")
+	out, err := c.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "round of "+itemStream+" panicked: store bug") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
 }
