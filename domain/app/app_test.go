@@ -792,7 +792,9 @@ func TestPanicInACallersRoundCrashes(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		return // not reached: the process has crashed
 	}
-	c := exec.Command(os.Args[0], "-test.run=^TestPanicInACallersRoundCrashes$")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPanicInACallersRoundCrashes$", "-test.timeout=20s")
 	c.Env = append(os.Environ(), "APP_PANIC_CHILD=1")
 	out, err := c.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "round of "+itemStream+" panicked: store bug") {
