@@ -84,6 +84,24 @@ func DecodeJSON(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &Error{Code: CodeMalformed, Message: "a JSON request body is required"}
 	}
+	if shapeOK(body, rv.Type().Elem()) {
+		// The common case, a well-formed request: fill dst at once. If
+		// encoding/json still refuses a value, the walker names it.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(dst); err == nil {
+			return nil
+		}
+		rv.Elem().SetZero()
+	}
+	return decodeWalked(body, rv)
+}
+
+// decodeWalked is DecodeJSON's thorough path: the walker checks the shape
+// and names every offending field, then encoding/json fills dst.
+func decodeWalked(body []byte, rv reflect.Value) error {
+	dst := rv.Interface()
 	w := walker{body: body}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/livecore/livecore/adapters/httpapi"
@@ -176,4 +177,86 @@ func TestErrorOfMapsOnce(t *testing.T) {
 			t.Errorf("code %s: status %d title %q", c, c.Status(), c.Title())
 		}
 	}
+}
+
+type orderLike struct {
+	CustomerID *string `json:"customer_id"`
+	Currency   string  `json:"currency"`
+	Items      []struct {
+		SKU       string        `json:"sku"`
+		Quantity  int64         `json:"quantity"`
+		UnitPrice httpapi.Money `json:"unit_price"`
+	} `json:"items"`
+	Payment *struct {
+		Method    string  `json:"method"`
+		CardToken *string `json:"card_token"`
+	} `json:"payment"`
+}
+
+var decodeSeeds = []string{
+	`{"customer_id":"cus_bench","currency":"USD","items":[{"sku":"TSHIRT-RED-M","quantity":1,"unit_price":{"amount":"19.99","currency":"USD"}},{"sku":"MUG-01","quantity":2,"unit_price":{"amount":"12.50","currency":"USD"}}],"payment":{"method":"card","card_token":"tok_visa"}}`,
+	`{"customer_id":null,"currency":"EUR","items":[],"payment":null}`,
+	`{"customer_id":"a","customer_id":"b"}`,
+	`{"Currency":"USD"}`,
+	`{"currency":"US\u0044"}`,
+	`{"curr\u0065ncy":"USD"}`,
+	`{"items":[{"quantity":1.0}]}`,
+	`{"items":[{"quantity":9223372036854775808}]}`,
+	`{"items":null}`,
+	`{"items":[null]}`,
+	`{"items":{}}`,
+	`{"currency":1}`,
+	`{"currency":"USD"} `,
+	`{"currency":"USD"}x`,
+	`{"currency":"USD"}{}`,
+	`{"currency":"USD",}`,
+	`{"currency" "USD"}`,
+	`{"items":[{"unit_price":{"amount":1}}]}`,
+	`{"items":[{"unit_price":null}]}`,
+	`{"payment":{"method":"card","card_token":null,"x":1}}`,
+	`{"name":"a","count":3,"opt":null,"flag":true,"plan":"pay_in_4","tags":["x"],"meta":{"k":"v"},"any":{"deep":[1,2]},"lines":[{"price":{"amount":"1.00","currency":"USD"}}],"inner":"e"}`,
+	`{"plan":"pay_in_5"}`, `{"plan":null}`, `{"plan":3}`, `{"meta":{"a":"1","a":"2"}}`, `{"meta":null}`, `{"any":nul}`, `{"count":-0}`, `{"count":1e2}`,
+	`{"flag":tru}`, `{"tags":["a",]}`, `{"name":"a\"b\\c\u00e9"}`, `{"name":"tab	here"}`, "\t{}\n", `[]`, `"x"`, `null`, `{`, `}`,
+}
+
+// TestDecodeJSONFastPathAgreesWithWalker: the fast path decides exactly as
+// the walker's path does (same error, same decoded value), and it is taken
+// for a well-formed order.
+func TestDecodeJSONFastPathAgreesWithWalker(t *testing.T) {
+	for _, body := range decodeSeeds {
+		checkDecodeAgrees(t, []byte(body))
+	}
+	var o orderLike
+	if !httpapi.ShapeOKForTest([]byte(decodeSeeds[0]), &o) {
+		t.Errorf("the fast path refuses a well-formed order")
+	}
+	if httpapi.ShapeOKForTest([]byte(decodeSeeds[2]), &o) || httpapi.ShapeOKForTest([]byte(decodeSeeds[3]), &o) || httpapi.ShapeOKForTest([]byte(`{"customer_id":"a"} x`), &o) {
+		t.Errorf("the fast path accepts a duplicate member, a case variant or trailing data")
+	}
+}
+
+func FuzzDecodeJSONFastPath(f *testing.F) {
+	for _, s := range decodeSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkDecodeAgrees(t, body) })
+}
+
+func checkDecodeAgrees(t *testing.T, body []byte) {
+	t.Helper()
+	check := func(fast, walked any) {
+		errFast := httpapi.DecodeJSON(body, fast)
+		errWalked := httpapi.DecodeJSONWalkedForTest(body, walked)
+		var a, b *httpapi.Error
+		errors.As(errFast, &a)
+		errors.As(errWalked, &b)
+		if (errFast == nil) != (errWalked == nil) || a != nil && (b == nil || a.Code != b.Code || a.Message != b.Message || !reflect.DeepEqual(a.Fields, b.Fields)) {
+			t.Fatalf("body %q:\nfast   %v %+v\nwalked %v %+v", body, errFast, a, errWalked, b)
+		}
+		if errFast == nil && !reflect.DeepEqual(fast, walked) {
+			t.Fatalf("body %q: fast decoded %+v, walked %+v", body, fast, walked)
+		}
+	}
+	check(&orderLike{}, &orderLike{})
+	check(&decodeTarget{}, &decodeTarget{})
 }

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"reflect"
 )
 
 // Test hooks for the external test package (httpapi_test), which registers
@@ -22,4 +24,24 @@ func WriteJSONForTest(w http.ResponseWriter, status int, v any) error { return w
 
 func FingerprintForTest(method, path string, body []byte) string {
 	return fingerprint(method, path, body)
+}
+
+// DecodeJSONWalkedForTest is DecodeJSON without its fast path.
+func DecodeJSONWalkedForTest(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &Error{Code: CodeMalformed, Message: "a JSON request body is required"}
+	}
+	return decodeWalked(body, reflect.ValueOf(dst))
+}
+
+// ShapeOKForTest reports whether DecodeJSON's fast path accepts body for
+// dst's type.
+func ShapeOKForTest(body []byte, dst any) bool { return shapeOK(body, reflect.TypeOf(dst).Elem()) }
+
+// CanonicalJSONForTest is the canonical form of body the fingerprint
+// hashes; CanonicalDecodedForTest is the same without the fast path, and
+// fast reports whether the fast path took body.
+func CanonicalJSONForTest(body []byte) (canon, decoded []byte, fast bool) {
+	_, fast = canonicalFast(body)
+	return canonicalJSON(body), canonicalDecoded(body), fast
 }

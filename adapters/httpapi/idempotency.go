@@ -149,6 +149,14 @@ func canonicalJSON(body []byte) []byte {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
+	if out, ok := canonicalFast(body); ok {
+		return out
+	}
+	return canonicalDecoded(body)
+}
+
+// canonicalDecoded is canonicalJSON by decoding and re-encoding.
+func canonicalDecoded(body []byte) []byte {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // numbers keep their literal text: 1.10 stays 1.10
 	var v any

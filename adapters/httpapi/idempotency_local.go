@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // LocalIdempotencyStore is an IdempotencyStore for a server that is the
@@ -27,6 +29,9 @@ import (
 // the event store recognises its events.
 type LocalIdempotencyStore struct {
 	db *sql.DB
+	// kv, if set, holds the completed records (OpenLocalIdempotencyStore);
+	// db's table then only holds those of earlier versions.
+	kv *pebble.DB
 
 	// Prepared once (SQLite's parser is a visible cost per request).
 	prepOnce           sync.Once
@@ -123,7 +128,8 @@ func (s *LocalIdempotencyStore) Migrate(ctx context.Context) error {
 	return NewSQLIdempotencyStore(s.db).Migrate(ctx)
 }
 
-// Close stops the writer after the writes already queued.
+// Close stops the writer after the writes already queued (and closes the
+// Pebble database of OpenLocalIdempotencyStore).
 func (s *LocalIdempotencyStore) Close() error {
 	close(s.stop)
 	s.wg.Wait()
@@ -131,6 +137,9 @@ func (s *LocalIdempotencyStore) Close() error {
 		if st != nil {
 			st.Close()
 		}
+	}
+	if s.kv != nil {
+		return s.kv.Close()
 	}
 	return nil
 }
@@ -236,6 +245,11 @@ func (s *LocalIdempotencyStore) beginLocked(req BeginRequest, looked bool) (Begu
 }
 
 func (s *LocalIdempotencyStore) load(ctx context.Context, k IdemKey, now time.Time) (*localDone, error) {
+	if s.kv != nil {
+		if d, found, err := s.kvGet(k, now); err != nil || found {
+			return d, err
+		}
+	}
 	var (
 		fp      string
 		expAt   int64
@@ -274,19 +288,7 @@ func (s *LocalIdempotencyStore) Complete(ctx context.Context, key IdemKey, lock 
 	d := &localDone{fingerprint: f.fingerprint, expAt: expiresAt, resp: copyResponse(resp)}
 	s.mu.Unlock()
 
-	w := &localWrite{key: key, rec: d, done: make(chan error, 1)}
-	select {
-	case s.writes <- w:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var err error
-	select {
-	case err = <-w.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if err != nil {
+	if err := s.persist(ctx, key, d); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -297,6 +299,26 @@ func (s *LocalIdempotencyStore) Complete(ctx context.Context, key IdemKey, lock 
 	s.cache(key, d)
 	s.stored.add(key)
 	return nil
+}
+
+// persist makes d durable: a synced Pebble batch, or a row of the
+// writer's next group commit to the table.
+func (s *LocalIdempotencyStore) persist(ctx context.Context, key IdemKey, d *localDone) error {
+	if s.kv != nil {
+		return s.kvPut(key, d)
+	}
+	w := &localWrite{key: key, rec: d, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // loadKeys fills the Bloom filter with the keys of the table's completed
@@ -313,6 +335,11 @@ func (s *LocalIdempotencyStore) loadKeys(ctx context.Context) error {
 		defer rows.Close()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.kv != nil {
+			if s.storedErr = s.kvKeys(); s.storedErr != nil {
+				return
+			}
+		}
 		for rows.Next() {
 			var tenant, key string
 			if err := rows.Scan(&tenant, &key); err != nil {
@@ -357,6 +384,14 @@ func (s *LocalIdempotencyStore) Purge(ctx context.Context, before time.Time) (in
 		}
 	}
 	s.mu.Unlock()
+	var n int64
+	if s.kv != nil {
+		kn, err := s.kvPurge(ctx, before)
+		if err != nil {
+			return kn, fmt.Errorf("idempotency purge: %w", err)
+		}
+		n = kn
+	}
 	// A row of a key that is in flight again (taken over after expiry)
 	// is that key's old record, not a record forgotten now.
 	rows, err := s.db.QueryContext(ctx, `DELETE FROM http_idempotency WHERE expires_at <= $1 RETURNING tenant, idem_key`, micros(before))
@@ -364,7 +399,6 @@ func (s *LocalIdempotencyStore) Purge(ctx context.Context, before time.Time) (in
 		return 0, fmt.Errorf("idempotency purge: %w", err)
 	}
 	defer rows.Close()
-	var n int64
 	for rows.Next() {
 		var k IdemKey
 		var tenant string

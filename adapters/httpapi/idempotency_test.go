@@ -283,3 +283,44 @@ func TestIdempotencyDeadLockIsTakenOver(t *testing.T) {
 		t.Errorf("%d distinct command IDs, want 1", n)
 	}
 }
+
+var canonicalSeeds = []string{
+	`{"customer_id":"cus_bench","currency":"USD","items":[{"sku":"TSHIRT-RED-M","quantity":1,"unit_price":{"amount":"19.99","currency":"USD"}},{"sku":"MUG-01","quantity":2,"unit_price":{"amount":"12.50","currency":"USD"}}]}`,
+	` { "b" : [ 1 , 2.50 , -0 , 1E5, 1e-3 ] , "a" : { "z" : null , "y" : true , "x" : false } } `,
+	`{"a":1,"a":2}`, `{"b":1,"a":2,"b":3}`, `{"<&>":"<a & b>"}`, `{"é":"ü"}`, `{"a":"\u00e9"}`, `{"a":"x\ny"}`, `"\u2028"`,
+	`[]`, `{}`, `[[],{}]`, `"x"`, `12`, `01`, `1.`, `.5`, `-`, `1e`, `+1`, `null`, `nul`, `{"a":1} x`, `{"a":1}}`, `{"a":1}]`, `{"a":1} {}`,
+	`{"a":[1,]}`, `{"a" 1}`, `{"a":1,}`, "{\"a\":\"\t\"}", `{"a":"\ud800"}`, "{\"a\":\"\xff\"}", `[1,2,3`, `{"k":"v","K":"w","_":1,"0":2,"~":3}`,
+}
+
+// TestCanonicalFastPathAgrees: the fast canonical form is the one the
+// decoder's (fingerprints stored by earlier versions stay valid), and it is
+// taken for a well-formed order.
+func TestCanonicalFastPathAgrees(t *testing.T) {
+	for _, s := range canonicalSeeds {
+		checkCanonicalAgrees(t, []byte(s))
+	}
+	if _, _, fast := httpapi.CanonicalJSONForTest([]byte(canonicalSeeds[0])); !fast {
+		t.Errorf("the fast path refuses a well-formed order")
+	}
+	if _, _, fast := httpapi.CanonicalJSONForTest([]byte(`{"a":1,"a":2}`)); fast {
+		t.Errorf("the fast path takes a duplicate member")
+	}
+}
+
+func FuzzCanonicalFastPath(f *testing.F) {
+	for _, s := range canonicalSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkCanonicalAgrees(t, body) })
+}
+
+func checkCanonicalAgrees(t *testing.T, body []byte) {
+	t.Helper()
+	got, decoded, _ := httpapi.CanonicalJSONForTest(body)
+	if len(bytes.TrimSpace(body)) == 0 {
+		decoded = nil
+	}
+	if !bytes.Equal(got, decoded) {
+		t.Fatalf("body %q: canonical %q, decoder's %q", body, got, decoded)
+	}
+}

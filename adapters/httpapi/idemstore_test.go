@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,8 +69,25 @@ func idemStores(t testing.TB) []idemStore {
 			t.Cleanup(func() { s.Close() })
 			return s
 		}},
+		{"local-pebble", func(t testing.TB) httpapi.IdempotencyStore {
+			s := openLocalPebble(t, openSQLite(t), t.TempDir())
+			t.Cleanup(func() { s.Close() })
+			return s
+		}},
 		{"postgres", sqlStore(openPostgres)},
 	}
+}
+
+func openLocalPebble(t testing.TB, db *sql.DB, dir string) *httpapi.LocalIdempotencyStore {
+	t.Helper()
+	s, err := httpapi.OpenLocalIdempotencyStore(db, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // TestIdempotencyStoreConformance runs one suite against every store.
@@ -306,5 +324,83 @@ func TestLocalIdempotencyStoreSurvivesRestart(t *testing.T) {
 	}
 	if b, err := begin(s2, crashed, "L2"); err != nil || b.Replay != nil {
 		t.Fatalf("key in flight at the crash: %+v %v", b, err)
+	}
+}
+
+// TestLocalPebbleIdempotencyStore: records kept in Pebble survive a
+// restart with their headers and body byte for byte; records an earlier
+// version left in the table are still replayed and purged.
+func TestLocalPebbleIdempotencyStore(t *testing.T) {
+	ctx := context.Background()
+	db, dir := openSQLite(t), t.TempDir()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	begin := func(s httpapi.IdempotencyStore, k httpapi.IdemKey, fp, lock string, now time.Time) (httpapi.Begun, error) {
+		return s.Begin(ctx, httpapi.BeginRequest{Key: k, Fingerprint: fp, Lock: lock, Now: now, LockedUntil: now.Add(time.Minute), ExpiresAt: now.Add(time.Hour)})
+	}
+	legacy, done, crashed := httpapi.IdemKey{Tenant: "acme", Key: "legacy"}, httpapi.IdemKey{Tenant: "acme", Key: "done"}, httpapi.IdemKey{Tenant: "acme", Key: "crashed"}
+	other := httpapi.IdemKey{Tenant: "other", Key: "done"}
+
+	// An earlier version's store wrote a record to the table.
+	old := httpapi.NewLocalIdempotencyStore(db)
+	if err := old.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := begin(old, legacy, "fp", "L0", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Complete(ctx, legacy, "L0", httpapi.StoredResponse{Status: 200, Header: http.Header{}, Body: []byte("legacy")}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s1 := openLocalPebble(t, db, dir)
+	resp := httpapi.StoredResponse{Status: 201, Header: http.Header{
+		"Content-Type": {"application/json"}, "Location": {"/v1/orders/ord_1"}, "X-Multi": {"a", "", "b"},
+	}, Body: []byte("{\"id\":\"ord_1\"}\n\x00\xff")}
+	for _, k := range []httpapi.IdemKey{done, crashed, other} {
+		if _, err := begin(s1, k, "fp", "L1", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []httpapi.IdemKey{done, other} {
+		if err := s1.Complete(ctx, k, "L1", resp, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM http_idempotency`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("table rows: %d, %v; want only the legacy one", n, err)
+	}
+
+	s2 := openLocalPebble(t, db, dir)
+	b, err := begin(s2, done, "fp", "L2", t0.Add(time.Minute))
+	if err != nil || b.Replay == nil || b.Replay.Status != 201 || string(b.Replay.Body) != string(resp.Body) ||
+		len(b.Replay.Header) != 3 || strings.Join(b.Replay.Header["X-Multi"], ",") != "a,,b" || b.Replay.Header.Get("Location") != "/v1/orders/ord_1" {
+		t.Fatalf("after restart: %+v %v", b, err)
+	}
+	if _, err := begin(s2, done, "other-fp", "L2", t0.Add(time.Minute)); !errors.Is(err, httpapi.ErrIdempotencyMismatch) {
+		t.Fatalf("other fingerprint after restart: %v", err)
+	}
+	if b, err := begin(s2, crashed, "fp", "L2", t0.Add(time.Minute)); err != nil || b.Replay != nil {
+		t.Fatalf("key in flight at the crash: %+v %v", b, err)
+	}
+	if b, err := begin(s2, legacy, "fp", "L2", t0.Add(time.Minute)); err != nil || b.Replay == nil || string(b.Replay.Body) != "legacy" {
+		t.Fatalf("legacy record: %+v %v", b, err)
+	}
+	// The legacy record expires at t0+1h, the others at t0+2h.
+	if n, err := s2.Purge(ctx, t0.Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("purge at t0+1h: %d, %v; want the legacy record", n, err)
+	}
+	if n, err := s2.Purge(ctx, t0.Add(2*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("purge at t0+2h: %d, %v; want 2", n, err)
+	}
+	s2.Close()
+	s3 := openLocalPebble(t, db, dir)
+	defer s3.Close()
+	for _, k := range []httpapi.IdemKey{done, other, legacy} {
+		if b, err := begin(s3, k, "another-fp", "L3", t0.Add(2*time.Hour)); err != nil || b.Replay != nil {
+			t.Fatalf("%v after purge: %+v %v", k, b, err)
+		}
 	}
 }

@@ -369,6 +369,9 @@ func (s *Server) handleCreateOrder(w http.ResponseWriter, r *http.Request) error
 	}
 
 	cmd := s.command(r, "")
+	// The order's ID derives from the command's: its stream is new unless
+	// this is a retry (the service then reads it and replays).
+	cmd.Creates = true
 	id := newID("ord_", cmd.ID)
 	if s.backend.Placement != nil {
 		home, err := s.backend.Placement(r.Context(), market)

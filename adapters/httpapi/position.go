@@ -30,8 +30,23 @@ func NewPositionTracker() *PositionTracker {
 	return &PositionTracker{m: map[streamVersion]uint64{}, max: 100_000}
 }
 
-// Wrap returns s with its appends recorded.
-func (t *PositionTracker) Wrap(s app.Store) app.Store { return trackingStore{Store: s, t: t} }
+// Wrap returns s with its appends recorded. If s reports its head
+// (event.HeadReader), so does the result (the application service then
+// creates streams without reading them first: app.Command.Creates).
+func (t *PositionTracker) Wrap(s app.Store) app.Store {
+	ts := trackingStore{Store: s, t: t}
+	if h, ok := s.(event.HeadReader); ok {
+		return trackingHeadStore{trackingStore: ts, head: h}
+	}
+	return ts
+}
+
+type trackingHeadStore struct {
+	trackingStore
+	head event.HeadReader
+}
+
+func (ts trackingHeadStore) Head(ctx context.Context) (uint64, error) { return ts.head.Head(ctx) }
 
 type trackingStore struct {
 	app.Store

@@ -26,8 +26,10 @@
 // # Concurrency
 //
 // The service is safe for concurrent use. Commands for one stream queue up
-// and one goroutine per busy stream handles them (started on demand, gone
-// when the queue is empty): it takes up to Config.MaxBatch queued commands,
+// and one goroutine per busy stream handles them: the caller of the
+// Execute that found the stream idle, until its own command is acked, then
+// one started for the commands still queued (gone when the queue is
+// empty). It takes up to Config.MaxBatch queued commands,
 // decides them in arrival order against the evolving aggregate (each
 // command's events are applied before the next command is decided) and
 // appends all resulting events in ONE append: one expected-version check and
@@ -41,9 +43,10 @@
 // decide runs on that goroutine with the aggregate locked: it must not block,
 // do IO, or keep the aggregate after it returns; it must only read it (the
 // domain's decisions return events and change nothing). Execute returns when
-// its command is acked or ctx is done; a command whose ctx ends after it was
-// taken into a round may still be appended: retry it with the same command
-// ID to learn its outcome.
+// its command is acked or ctx is done (a caller serving its stream finishes
+// the round under way first); a command whose ctx ends after it was taken
+// into a round may still be appended: retry it with the same command ID to
+// learn its outcome.
 package app
 
 import (
@@ -80,6 +83,18 @@ type Command struct {
 	// event.ErrIdempotencyConflict.
 	ID       string
 	Metadata event.Metadata
+	// Creates says the command normally starts its stream (placing an
+	// order under a new ID). When the stream is not cached, its first
+	// round then skips reading the stream: it decides against an empty
+	// aggregate and appends expecting no stream. If the stream exists
+	// after all, the append fails its expected version and the round is
+	// redone after reading the stream, as for any conflict; if the
+	// command's events were appended before (a retry), the store returns
+	// the earlier append, which lies at or below the head read before the
+	// round, and the round is redone after reading the stream, so the
+	// retry replays. Only with a store that reports its head
+	// (event.HeadReader); otherwise Creates is ignored.
+	Creates bool
 }
 
 // Result is what a command appended.
@@ -160,7 +175,10 @@ type Service struct {
 	maxBatch   int
 	readBatch  int
 	cache      *cache
-	stats      struct{ rounds, appends, commands, events, conflicts, refolds atomic.Int64 }
+	// head reads the store's head (nil: the store has none, and
+	// Command.Creates is ignored).
+	head  func(context.Context) (uint64, error)
+	stats struct{ rounds, appends, commands, events, conflicts, refolds, blind atomic.Int64 }
 }
 
 // New returns a Service; it fails if cfg does not Validate.
@@ -169,11 +187,15 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		store: cfg.Store, reg: cfg.Registry,
 		maxRetries: cfg.MaxRetries, maxBatch: cfg.MaxBatch, readBatch: cfg.ReadBatch,
 		cache: newCache(cfg.CacheSize),
-	}, nil
+	}
+	if h, ok := cfg.Store.(event.HeadReader); ok {
+		s.head = h.Head
+	}
+	return s, nil
 }
 
 // Stats are running totals since New.
@@ -184,6 +206,9 @@ type Stats struct {
 	Events    int64 // events appended
 	Conflicts int64 // appends refused for a wrong expected version
 	Refolds   int64 // streams folded from version 0
+	// Blind counts rounds of creating commands decided without reading
+	// their stream (Command.Creates).
+	Blind int64
 }
 
 // Stats returns the running totals.
@@ -191,6 +216,7 @@ func (s *Service) Stats() Stats {
 	return Stats{
 		Rounds: s.stats.rounds.Load(), Appends: s.stats.appends.Load(), Commands: s.stats.commands.Load(),
 		Events: s.stats.events.Load(), Conflicts: s.stats.conflicts.Load(), Refolds: s.stats.refolds.Load(),
+		Blind: s.stats.blind.Load(),
 	}
 }
 
@@ -223,7 +249,11 @@ func Execute[A Aggregate](ctx context.Context, s *Service, stream string, newAgg
 		},
 		done: make(chan struct{}),
 	}
-	s.submit(ctx, stream, p)
+	if e := s.submit(stream, p); e != nil {
+		// No goroutine serves the stream: this one does, at least until
+		// its own command is acked.
+		s.drainUntil(context.WithoutCancel(ctx), e, p)
+	}
 	select {
 	case <-p.done:
 		return p.res, p.err
@@ -308,10 +338,11 @@ func (e *entry) busy() bool {
 	return e.running || len(e.queue) > 0
 }
 
-// submit queues p on its stream and starts the stream's goroutine if none
-// runs. The cache lock is held while queueing so the entry cannot be evicted
-// between lookup and queueing.
-func (s *Service) submit(ctx context.Context, stream string, p *pending) {
+// submit queues p on its stream. If no goroutine serves the stream, it
+// returns the entry, marked as served: the caller must serve it
+// (drainUntil). The cache lock is held while queueing so the entry cannot
+// be evicted between lookup and queueing.
+func (s *Service) submit(stream string, p *pending) *entry {
 	s.cache.mu.Lock()
 	e := s.cache.getLocked(stream)
 	e.qmu.Lock()
@@ -321,62 +352,143 @@ func (s *Service) submit(ctx context.Context, stream string, p *pending) {
 	e.qmu.Unlock()
 	s.cache.mu.Unlock()
 	if start {
-		// The goroutine serves every command queued after this one too, so
-		// it must not stop when this command's ctx is cancelled.
-		go s.drain(context.WithoutCancel(ctx), e)
+		return e
+	}
+	return nil
+}
+
+// drainUntil serves e on the caller's goroutine (its stack is grown
+// already, and no goroutine hands the outcome over) until p is acked, then
+// hands the commands still queued to a goroutine of their own (drain).
+// ctx must not be cancelled with p's: the rounds serve other commands too.
+func (s *Service) drainUntil(ctx context.Context, e *entry, p *pending) {
+	defer func() {
+		if v := recover(); v != nil {
+			// A bug in a round (decide's panics are caught in it): crash
+			// as a stream's own goroutine would, rather than let the
+			// caller's recover (an HTTP server's) leave the stream locked
+			// and its queued commands waiting for good.
+			go panic(fmt.Sprintf("app: round of %s panicked: %v", e.stream, v))
+			select {}
+		}
+	}()
+	for {
+		batch, ok := s.next(e)
+		if !ok {
+			return
+		}
+		s.serve(ctx, e, batch)
+		select {
+		case <-p.done:
+		default:
+			continue
+		}
+		e.qmu.Lock()
+		if len(e.queue) == 0 {
+			e.running = false
+			e.qmu.Unlock()
+			return
+		}
+		e.qmu.Unlock()
+		go s.drain(ctx, e)
+		return
 	}
 }
 
 // drain runs rounds until the queue is empty.
 func (s *Service) drain(ctx context.Context, e *entry) {
 	for {
-		e.qmu.Lock()
-		n := min(len(e.queue), s.maxBatch)
-		if n == 0 {
-			e.running = false
-			e.qmu.Unlock()
+		batch, ok := s.next(e)
+		if !ok {
 			return
 		}
-		batch := e.queue[:n:n]
-		e.queue = e.queue[n:]
-		if len(e.queue) == 0 {
-			e.queue = nil // let the backing array go
-		}
-		e.qmu.Unlock()
+		s.serve(ctx, e, batch)
+	}
+}
 
-		live := batch[:0:0]
-		for _, p := range batch {
-			if err := p.ctx.Err(); err != nil {
-				p.err = err
-				p.ack()
-				continue
-			}
-			live = append(live, p)
+// next takes the next batch off e's queue; with none, e is no longer
+// served (false).
+func (s *Service) next(e *entry) ([]*pending, bool) {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	n := min(len(e.queue), s.maxBatch)
+	if n == 0 {
+		e.running = false
+		return nil, false
+	}
+	batch := e.queue[:n:n]
+	e.queue = e.queue[n:]
+	if len(e.queue) == 0 {
+		e.queue = nil // let the backing array go
+	}
+	return batch, true
+}
+
+// serve runs one round for batch, acking commands whose ctx has ended.
+func (s *Service) serve(ctx context.Context, e *entry, batch []*pending) {
+	live := batch[:0:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = err
+			p.ack()
+			continue
 		}
-		if len(live) > 0 {
-			e.mu.Lock()
-			s.round(ctx, e, live)
-			e.mu.Unlock()
-		}
+		live = append(live, p)
+	}
+	if len(live) > 0 {
+		e.mu.Lock()
+		s.round(ctx, e, live)
+		e.mu.Unlock()
 	}
 }
 
 // round decides batch and appends its events in one append, retrying
 // conflicts; it acks every command in batch. The caller holds e.mu.
 func (s *Service) round(ctx context.Context, e *entry, batch []*pending) {
+	mayBlind := s.head != nil && creates(batch)
 	for attempt := 0; ; attempt++ {
 		s.stats.rounds.Add(1)
-		if err := s.catchUp(ctx, e, batch[0].newAgg); err != nil {
-			e.reset()
-			s.finish(batch, fmt.Errorf("load %s: %w", e.stream, err))
-			return
+		// blind: a first round of creating commands on a stream that is
+		// not cached decides without reading it (see Command.Creates);
+		// head is the store's head before, to tell a retry's earlier
+		// append from this one.
+		blind, head := false, uint64(0)
+		if mayBlind && e.agg == nil {
+			mayBlind = false
+			if h, err := s.head(ctx); err == nil {
+				blind, head = true, h
+				e.agg, e.version, e.ids = batch[0].newAgg(), 0, map[string]uint64{}
+				s.stats.refolds.Add(1)
+				s.stats.blind.Add(1)
+			}
+		}
+		if !blind {
+			if err := s.catchUp(ctx, e, batch[0].newAgg); err != nil {
+				e.reset()
+				s.finish(batch, fmt.Errorf("load %s: %w", e.stream, err))
+				return
+			}
 		}
 		all, decided := s.decideAll(ctx, e, batch)
 		if len(all) == 0 {
+			if blind {
+				// Decided against a stream that was never read (a
+				// business error or no-op): decide again on what it holds.
+				e.reset()
+				attempt--
+				continue
+			}
 			s.finish(batch, nil)
 			return
 		}
 		res, err := s.store.Append(ctx, e.stream, event.Exact(e.version), all)
+		if err == nil && blind && res.FirstPosition <= head {
+			// The store recognised these event IDs from an earlier
+			// append: read the stream, so the commands replay it.
+			e.reset()
+			attempt--
+			continue
+		}
 		if err == nil {
 			s.committed(e, decided, res, len(all))
 			s.finish(batch, nil)
@@ -385,6 +497,11 @@ func (s *Service) round(ctx context.Context, e *entry, batch []*pending) {
 		// The aggregate holds the round's tentative events: refold.
 		e.reset()
 		switch {
+		case errors.Is(err, event.ErrWrongExpectedVersion) && blind:
+			// The stream exists: read it and decide again (not a race with
+			// another writer, so no retry is counted against the limit).
+			attempt--
+			continue
 		case errors.Is(err, event.ErrWrongExpectedVersion):
 			s.stats.conflicts.Add(1)
 			if attempt < s.maxRetries {
@@ -400,6 +517,16 @@ func (s *Service) round(ctx context.Context, e *entry, batch []*pending) {
 		}
 		return
 	}
+}
+
+// creates reports whether every command of batch creates its stream.
+func creates(batch []*pending) bool {
+	for _, p := range batch {
+		if !p.cmd.Creates {
+			return false
+		}
+	}
+	return true
 }
 
 // catchUp folds into e the events appended since its version, starting

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"reflect"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -557,4 +561,243 @@ func TestBadCommandFailsAlone(t *testing.T) {
 		t.Errorf("%d events, want receive + 3 reservations", n)
 	}
 	checkCacheMatchesFreshFold(t, s, itemStream, newItem)
+}
+
+// countingStore counts ReadStream calls.
+type countingStore struct {
+	*memory.Store
+	reads atomic.Int64
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]event.Envelope, error) {
+	c.reads.Add(1)
+	return c.Store.ReadStream(ctx, stream, from, limit)
+}
+
+// noHead hides the store's Head.
+type noHead struct{ app.Store }
+
+func creating(id string) app.Command {
+	c := cmd(id)
+	c.Creates = true
+	return c
+}
+
+func placeOrderAt(id string, at time.Time) func(o *order.Order) ([]event.Event, error) {
+	return func(o *order.Order) ([]event.Event, error) {
+		return o.Place(order.PlaceOrder{OrderID: id, CustomerID: "c1", Region: "eu", Currency: money.USD,
+			Lines: []order.LineItem{{SKU: "A", Quantity: 2, UnitPrice: money.MustParse("3.00", "USD")}}}, at)
+	}
+}
+
+// TestCreatingCommandDoesNotReadItsStream: a creating command on a new
+// stream appends without reading the stream; without a store head it reads
+// as usual.
+func TestCreatingCommandDoesNotReadItsStream(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{Store: newMemory(t)}
+	s := newService(t, st, app.Config{})
+	res, err := app.Execute(ctx, s, order.StreamID("o1"), newOrder, creating("place-o1"), placeOrder("o1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.FirstVersion != 1 || res.LastVersion != 1 || res.Replayed {
+		t.Fatalf("result %+v", res)
+	}
+	if n := st.reads.Load(); n != 0 {
+		t.Errorf("creating a new stream read it %d times, want 0", n)
+	}
+	if got := s.Stats().Blind; got != 1 {
+		t.Errorf("Stats.Blind = %d, want 1", got)
+	}
+	checkCacheMatchesFreshFold(t, s, order.StreamID("o1"), newOrder)
+
+	plain := newService(t, noHead{st}, app.Config{})
+	before := st.reads.Load()
+	if _, err := app.Execute(ctx, plain, order.StreamID("o2"), newOrder, creating("place-o2"), placeOrder("o2")); err != nil {
+		t.Fatal(err)
+	}
+	if st.reads.Load() == before || plain.Stats().Blind != 0 {
+		t.Errorf("without a store head a creating command must read its stream (reads %d -> %d, blind %d)", before, st.reads.Load(), plain.Stats().Blind)
+	}
+}
+
+// TestCreatingCommandOnAnExistingStream: a second, different creating
+// command on a stream that exists (cached or not) is decided on what the
+// stream holds: the order refuses a second placement and nothing is
+// appended.
+func TestCreatingCommandOnAnExistingStream(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	s := newService(t, st, app.Config{})
+	stream := order.StreamID("o1")
+	if _, err := app.Execute(ctx, s, stream, newOrder, creating("place-o1"), placeOrder("o1")); err != nil {
+		t.Fatal(err)
+	}
+	cold := newService(t, st, app.Config{})
+	for name, svc := range map[string]*app.Service{"warm": s, "cold": cold} {
+		_, err := app.Execute(ctx, svc, stream, newOrder, creating("place-o1-again-"+name), placeOrder("o1"))
+		if !errors.Is(err, order.ErrAlreadyPlaced) {
+			t.Errorf("%s: second placement: %v, want ErrAlreadyPlaced", name, err)
+		}
+		checkCacheMatchesFreshFold(t, svc, stream, newOrder)
+	}
+	if n := len(readStream(t, st, stream)); n != 1 {
+		t.Errorf("stream has %d events, want 1", n)
+	}
+	// A creating command that only succeeds on the existing stream: its
+	// blind decision fails, and it is decided again on the stream.
+	res, err := app.Execute(ctx, newService(t, st, app.Config{}), order.StreamID("o1"), newOrder, creating("cancel-o1"), func(o *order.Order) ([]event.Event, error) {
+		return o.Cancel("changed my mind", t0)
+	})
+	if err != nil || res.FirstVersion != 2 {
+		t.Fatalf("cancel as a creating command on a cold service: %+v, %v", res, err)
+	}
+	fresh := newService(t, st, app.Config{})
+	res, err = app.Execute(ctx, fresh, order.StreamID("o1"), newOrder, creating("cancel-o1-again"), func(o *order.Order) ([]event.Event, error) {
+		return []event.Event{}, nil // a no-op on the empty aggregate too
+	})
+	if err != nil || len(res.Events) != 0 {
+		t.Fatalf("no-op creating command: %+v, %v", res, err)
+	}
+	checkCacheMatchesFreshFold(t, fresh, stream, newOrder)
+}
+
+// TestRetriedCreatingCommandReplays: a creating command retried on a
+// service that has not cached the stream (a restart after its append) is
+// recognised by the store; the service then reads the stream and returns
+// the stored events, not the retry's own decision (which here differs in
+// time), and its cache holds what the store holds.
+func TestRetriedCreatingCommandReplays(t *testing.T) {
+	ctx := context.Background()
+	st := newMemory(t)
+	stream := order.StreamID("o1")
+	first, err := app.Execute(ctx, newService(t, st, app.Config{}), stream, newOrder, creating("place-o1"), placeOrderAt("o1", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other appends move the head on.
+	s := newService(t, st, app.Config{})
+	receive(t, s, "r1", 5)
+	got, err := app.Execute(ctx, s, stream, newOrder, creating("place-o1"), placeOrderAt("o1", t0.Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Replayed {
+		t.Errorf("retry not marked replayed: %+v", got)
+	}
+	got.Replayed = false
+	if diff := cmp.Diff(first, got, cmpState...); diff != "" {
+		t.Errorf("retry result (-first +retry):\n%s", diff)
+	}
+	if n := len(readStream(t, st, stream)); n != 1 {
+		t.Errorf("stream has %d events after the retry, want 1", n)
+	}
+	checkCacheMatchesFreshFold(t, s, stream, newOrder)
+	err = app.Query(ctx, s, stream, newOrder, func(o *order.Order, _ uint64) {
+		if !o.PlacedAt().Equal(t0) {
+			t.Errorf("cached order placed at %v, want the stored %v", o.PlacedAt(), t0)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func goroutineID() string {
+	var buf [64]byte
+	n := runtime.Stack(buf[:], false)
+	f := strings.Fields(string(buf[:n]))
+	return f[1] // "goroutine N [running]:"
+}
+
+// TestIdleStreamIsServedOnTheCallersGoroutine: the caller that finds a
+// stream idle runs its round itself; commands queued meanwhile are handed
+// to another goroutine once the caller's own command is acked, and the
+// caller returns without waiting for them.
+func TestIdleStreamIsServedOnTheCallersGoroutine(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, newMemory(t), app.Config{})
+	receive(t, s, "r0", 100)
+	caller := goroutineID()
+	var decidedOn string
+	if _, err := app.Execute(ctx, s, itemStream, newItem, cmd("r1"), func(it *inventory.Item) ([]event.Event, error) {
+		decidedOn = goroutineID()
+		return it.Receive(1, "po-r1", t0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if decidedOn != caller {
+		t.Errorf("an idle stream's command was decided on goroutine %s, not its caller's %s", decidedOn, caller)
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	firstDone := make(chan string, 1)
+	go func() {
+		_, err := app.Execute(ctx, s, itemStream, newItem, cmd("slow"), func(it *inventory.Item) ([]event.Event, error) {
+			close(entered)
+			<-release
+			return it.Receive(1, "po-slow", t0)
+		})
+		firstDone <- fmt.Sprint(err)
+	}()
+	<-entered
+	var wg sync.WaitGroup
+	others := make(chan string, 2)
+	for _, id := range []string{"q1", "q2"} {
+		wg.Go(func() {
+			_, err := app.Execute(ctx, s, itemStream, newItem, cmd(id), func(it *inventory.Item) ([]event.Event, error) {
+				others <- goroutineID()
+				return it.Receive(1, "po-"+id, t0)
+			})
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond) // q1 and q2 queue behind the slow round
+	close(release)
+	if err := <-firstDone; err != "<nil>" {
+		t.Fatalf("slow: %s", err)
+	}
+	wg.Wait()
+	close(others)
+	for g := range others {
+		if g == caller {
+			t.Errorf("a queued command ran on the test's goroutine")
+		}
+	}
+	checkCacheMatchesFreshFold(t, s, itemStream, newItem)
+}
+
+// panickingStore panics in Append (a bug in the store).
+type panickingStore struct{ app.Store }
+
+func (panickingStore) Append(context.Context, string, event.ExpectedVersion, []event.Proposed) (event.AppendResult, error) {
+	panic("store bug")
+}
+
+// TestPanicInACallersRoundCrashes: a round that panics on the caller's
+// goroutine ends the process, as it did on a goroutine of its own; a
+// recover of the caller (an HTTP server's) does not swallow it.
+func TestPanicInACallersRoundCrashes(t *testing.T) {
+	if os.Getenv("APP_PANIC_CHILD") == "1" {
+		s := newService(t, panickingStore{newMemory(t)}, app.Config{})
+		func() {
+			defer func() { _ = recover() }() // what an HTTP server does
+			_, _ = app.Execute(context.Background(), s, itemStream, newItem, cmd("r1"), func(it *inventory.Item) ([]event.Event, error) {
+				return it.Receive(1, "po", t0)
+			})
+		}()
+		time.Sleep(5 * time.Second)
+		return // not reached: the process has crashed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPanicInACallersRoundCrashes$", "-test.timeout=20s")
+	c.Env = append(os.Environ(), "APP_PANIC_CHILD=1")
+	out, err := c.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "round of "+itemStream+" panicked: store bug") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
 }

@@ -71,8 +71,13 @@ func (s *Stack) buildAPI(ctx context.Context) error {
 	}
 	keyStore := httpapi.NewSQLKeyStore(shared)
 	// This process owns api.db: in-flight locks in memory, completed
-	// responses group-committed to the table (see LocalIdempotencyStore).
-	idem := httpapi.NewLocalIdempotencyStore(db)
+	// responses in a Pebble database of their own, synced in group
+	// commits (see LocalIdempotencyStore, OpenLocalIdempotencyStore);
+	// api.db's table keeps the records of earlier versions.
+	idem, err := httpapi.OpenLocalIdempotencyStore(db, filepath.Join(s.cfg.DataDir, "idempotency"), s.log)
+	if err != nil {
+		return err
+	}
 	s.Idempotency = idem
 	s.closers = append(s.closers, idem.Close)
 	s.Commerce = httpapi.NewSQLCommerceStore(shared)

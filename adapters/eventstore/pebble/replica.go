@@ -157,6 +157,7 @@ func (s *Store) prepareReplicas(b *pebble.Batch, tx *groupState, r *appendReq) (
 		if err := b.Set(tx.key, tx.buf, nil); err != nil {
 			return event.AppendResult{}, false, err
 		}
+		s.filter.add(tx.key)
 		tx.ids[e.ID] = loc
 		h := streamHead{version: e.Version, position: e.Position, hash: e.Hash}
 		heads[e.StreamID] = h
@@ -173,6 +174,7 @@ func (s *Store) prepareReplicas(b *pebble.Batch, tx *groupState, r *appendReq) (
 		if err := b.Set(tx.key, tx.buf, nil); err != nil {
 			return event.AppendResult{}, false, err
 		}
+		s.filter.add(tx.key)
 	}
 	rb.res = res
 	if res.Appended > 0 {

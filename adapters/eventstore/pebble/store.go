@@ -141,6 +141,10 @@ type Store struct {
 
 	appends, events, commits atomic.Uint64
 
+	// filter holds every ID and head key written (nil: not loaded yet,
+	// every lookup reads).
+	filter *keyFilter
+
 	// Held by whoever commits: the committer goroutine, or an appender
 	// that found it idle (lead). It guards the fields below.
 	commitMu   sync.Mutex
@@ -242,6 +246,10 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open event store %s: %w", cfg.Dir, portErr(err))
 	}
 	s.db = db
+	if s.filter, err = loadKeyFilter(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open event store %s: %w", cfg.Dir, portErr(err))
+	}
 	if err := s.recover(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open event store %s: %w", cfg.Dir, portErr(err))
@@ -297,6 +305,9 @@ func (s *Store) recover() error {
 
 func (s *Store) loadHead(stream string) (streamHead, bool, error) {
 	key := headKey(nil, stream)
+	if !s.filter.mayHave(key) {
+		return streamHead{}, false, nil
+	}
 	val, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return streamHead{}, false, nil
@@ -310,6 +321,9 @@ func (s *Store) loadHead(stream string) (streamHead, bool, error) {
 }
 
 func (s *Store) lookupID(key []byte) (idLoc, bool, error) {
+	if !s.filter.mayHave(key) {
+		return idLoc{}, false, nil
+	}
 	val, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return idLoc{}, false, nil
@@ -693,6 +707,7 @@ func (s *Store) prepare(b *pebble.Batch, tx *groupState, r *appendReq) (res even
 		if err := b.Set(tx.key, tx.buf, nil); err != nil {
 			return event.AppendResult{}, false, err
 		}
+		s.filter.add(tx.key)
 		tx.ids[e.ID] = loc
 	}
 	tx.key = headKey(tx.key[:0], r.stream)
@@ -700,6 +715,7 @@ func (s *Store) prepare(b *pebble.Batch, tx *groupState, r *appendReq) (res even
 	if err := b.Set(tx.key, tx.buf, nil); err != nil {
 		return event.AppendResult{}, false, err
 	}
+	s.filter.add(tx.key)
 	tx.heads[r.stream] = h
 	tx.appends++
 	tx.events += uint64(len(r.events))
