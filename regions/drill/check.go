@@ -1,8 +1,11 @@
 package drill
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -64,6 +67,13 @@ func view(all []event.Envelope) regionView {
 // check compares every region's log, the acknowledged orders, the payment
 // ledger and the loss report, and fills the report's findings.
 func (d *drill) check(ctx context.Context, rep *Report) error {
+	// Every region exports its replication lag, next to the product's own
+	// metrics (one /metrics for both).
+	for _, r := range d.topo.RegionNames() {
+		if err := d.checkMetrics(ctx, r); err != nil {
+			rep.fail("%s's /metrics: %v", r, err)
+		}
+	}
 	logs := map[string][]event.Envelope{}
 	views := map[string]regionView{}
 	for _, r := range d.topo.RegionNames() {
@@ -335,4 +345,31 @@ func (d *drill) gap(homes []string, from, to time.Time) (time.Duration, time.Tim
 		}
 	}
 	return to.Sub(from), from, to
+}
+
+// checkMetrics reads region's /metrics: it must answer 200 with the
+// replication lag gauges and the API's request histogram.
+func (d *drill) checkMetrics(ctx context.Context, region string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url(region)+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := d.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d: %.300s", resp.StatusCode, b)
+	}
+	for _, name := range []string{"livecore_replication_lag_events", "livecore_replication_lag_seconds", "livecore_http_request"} {
+		if !bytes.Contains(b, []byte(name)) {
+			return fmt.Errorf("no %s", name)
+		}
+	}
+	return nil
 }
