@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/livecore/livecore/internal/ports"
 	"log/slog"
 	"net"
 	"os"
@@ -189,24 +190,10 @@ func writeSpec(dir, name string, v any) (string, error) {
 	return path, os.WriteFile(path, b, 0o644)
 }
 
-// freePorts returns n distinct free loopback ports.
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var lns []net.Listener
-	defer func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
+// freePorts returns n distinct free loopback ports below the ephemeral
+// range: a region's port must stay free while the region is down (killed,
+// then restarted on the same URL), which an ephemeral port is not (any
+// outgoing connection may take it).
+func freePorts(n int) ([]int, error) { return ports.Block("127.0.0.1", n) }
 
 func hostPort(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

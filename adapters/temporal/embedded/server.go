@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	freeports "github.com/livecore/livecore/internal/ports"
 	"net"
 	"os"
 	"path/filepath"
@@ -138,7 +139,10 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 }
 
 func start(ctx context.Context, c Config) (*Server, error) {
-	ports, err := freePorts(c.IP, 8)
+	// Nine ports of a block below the ephemeral range (internal/ports): a
+	// port some outgoing connection took meanwhile would make a service's
+	// listener fail, and Temporal's services exit the process on that.
+	ports, err := freeports.Block(c.IP, 9)
 	if err != nil {
 		return nil, err
 	}
@@ -219,11 +223,9 @@ func start(ctx context.Context, c Config) (*Server, error) {
 		"matching": svc(ports[5], ports[6]),
 		"worker":   svc(ports[7], 0),
 	}
-	if p, err := freePorts(c.IP, 1); err == nil {
-		w := cfg.Services["worker"]
-		w.RPC.MembershipPort = p[0]
-		cfg.Services["worker"] = w
-	}
+	w := cfg.Services["worker"]
+	w.RPC.MembershipPort = ports[8]
+	cfg.Services["worker"] = w
 	cfg.Archival = config.Archival{History: config.HistoryArchival{State: "disabled"}, Visibility: config.VisibilityArchival{State: "disabled"}}
 	cfg.NamespaceDefaults = config.NamespaceDefaults{Archival: config.ArchivalNamespaceDefaults{
 		History: config.HistoryArchivalNamespaceDefaults{State: "disabled"}, Visibility: config.VisibilityArchivalNamespaceDefaults{State: "disabled"},
@@ -337,25 +339,6 @@ func (q quietCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.Che
 		return ce
 	}
 	return q.Core.Check(e, ce)
-}
-
-func freePorts(ip string, n int) ([]int, error) {
-	out := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			_ = l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("temporal: free port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
 }
 
 // dynamicConfig is the server's dynamic configuration: Start's defaults,
