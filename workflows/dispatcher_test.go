@@ -10,7 +10,9 @@ import (
 
 	"github.com/livecore/livecore/adapters/psp/sandbox"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/financing"
 	"github.com/livecore/livecore/domain/order"
+	"github.com/livecore/livecore/workflows/bnpl"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/dispatcher"
 	"github.com/livecore/livecore/workflows/fulfillment"
@@ -204,5 +206,52 @@ func (s *stack) waitDispatched() {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedriveSchedules: a BNPL plan's schedule whose run is lost (the old
+// owner's Temporal; here terminated, as a region does for a home it no
+// longer holds) is started again by RedriveSchedules and carries on from
+// the plan's state: the first installment, collected at checkout, is not
+// collected again, and an early payoff closes the plan. A running schedule
+// is left alone.
+func TestRedriveSchedules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Temporal server")
+	}
+	s := newStack(t, stackOptions{})
+	s.stock()
+	w := s.world
+	s.placeAndChoose("moved-bnpl", "50.00", order.MethodBNPL, order.PlanPayIn4)
+	res := s.checkout("moved-bnpl")
+	if res.Outcome != checkout.OutcomeConfirmed || res.ScheduleID == "" {
+		t.Fatalf("%+v", res)
+	}
+	var st bnpl.Status
+	s.waitQuery(res.ScheduleID, bnpl.QueryStatus, &st, func() bool { return !st.NextWake.IsZero() })
+	collected := w.Plan(t, "moved-bnpl").Collected()
+	if err := s.client.TerminateWorkflow(s.ctx, res.ScheduleID, "", "home lost"); err != nil {
+		t.Fatal(err)
+	}
+	plans := []dispatcher.RedrivePlan{{PlanID: "moved-bnpl", OrderID: "moved-bnpl", Tenant: "t1"}}
+	if n, err := s.disp.RedriveSchedules(s.ctx, plans); err != nil || n != 1 {
+		t.Fatalf("redrive schedules: %d started, %v", n, err)
+	}
+	if n, err := s.disp.RedriveSchedules(s.ctx, plans); err != nil || n != 0 {
+		t.Fatalf("redrive of a running schedule: %d started, %v", n, err)
+	}
+	st = bnpl.Status{}
+	s.waitQuery(res.ScheduleID, bnpl.QueryStatus, &st, func() bool { return !st.NextWake.IsZero() })
+	if got := w.Plan(t, "moved-bnpl").Collected(); !got.Equal(collected) {
+		t.Fatalf("the re-driven schedule collected again: %s, was %s", got, collected)
+	}
+	s.signal(res.ScheduleID, bnpl.SignalPayoff, bnpl.PayoffRequest{RequestID: "p1"})
+	if err := s.await(res.ScheduleID, &st); err != nil || st.PlanStatus != "paid_off" {
+		t.Fatalf("%+v %v", st, err)
+	}
+	fmt.Printf("redrive schedules: collected %s before the move, plan %s after the re-driven schedule's payoff (collected %s)\n",
+		collected, w.Plan(t, "moved-bnpl").Status(), w.Plan(t, "moved-bnpl").Collected())
+	if p := w.Plan(t, "moved-bnpl"); p.Status() != financing.StatusPaidOff || !p.Collected().Equal(sagatest.USD("105.00")) {
+		t.Fatalf("plan %s collected %s", p.Status(), p.Collected())
 	}
 }

@@ -72,4 +72,21 @@ func TestReceivablesAging(t *testing.T) {
 	if got, _ := readmodels.ReceivablesAging(ctx, db, "globex", start); len(got) != 0 {
 		t.Errorf("another tenant's aging: %+v", got)
 	}
+
+	// The plan still collects: it is open (a region taking its home over
+	// re-drives its schedule), until it is paid off.
+	open, err := readmodels.OpenPlans(ctx, db, nil)
+	if err != nil || len(open) != 1 || open[0] != (readmodels.OpenPlan{PlanID: "pl-1", OrderID: "o-1", Tenant: "acme"}) {
+		t.Fatalf("open plans: %+v, %v", open, err)
+	}
+	if open, _ := readmodels.OpenPlans(ctx, db, func(id string) bool { return id != "pl-1" }); len(open) != 0 {
+		t.Fatalf("open plans, filtered out: %+v", open)
+	}
+	evs, err = p.PayOff("payoff-1", p.PayoffQuote(start.Add(day)), start.Add(day))
+	do("payoff", evs, err)
+	head, _ = store.Head(ctx)
+	catchUp(t, db, store, readmodels.All(reg), head)
+	if open, err := readmodels.OpenPlans(ctx, db, nil); err != nil || len(open) != 0 {
+		t.Fatalf("open plans after the payoff: %+v, %v", open, err)
+	}
 }

@@ -343,3 +343,30 @@ func ReceivablesAging(ctx context.Context, db *projections.DB, tenant string, as
 	}
 	return out, nil
 }
+
+// OpenPlan names a BNPL plan whose installment schedule still runs.
+type OpenPlan struct {
+	PlanID, OrderID, Tenant string
+}
+
+// OpenPlans lists the plans still collecting (active or defaulted), every
+// tenant: what a region re-drives the schedules of when it takes their
+// home over. keep, if set, filters by plan ID.
+func OpenPlans(ctx context.Context, db *projections.DB, keep func(planID string) bool) ([]OpenPlan, error) {
+	rows, err := db.QueryContext(ctx, `SELECT plan_id, order_id, tenant FROM rm_plans WHERE status IN ('active', 'defaulted') ORDER BY plan_id`)
+	if err != nil {
+		return nil, fmt.Errorf("open plans: %w", err)
+	}
+	defer rows.Close()
+	var out []OpenPlan
+	for rows.Next() {
+		var p OpenPlan
+		if err := rows.Scan(&p.PlanID, &p.OrderID, &p.Tenant); err != nil {
+			return nil, fmt.Errorf("open plans: %w", err)
+		}
+		if keep == nil || keep(p.PlanID) {
+			out = append(out, p)
+		}
+	}
+	return out, rows.Err()
+}

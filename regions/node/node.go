@@ -60,10 +60,13 @@ import (
 	"github.com/livecore/livecore/adapters/psp/sandbox"
 	"github.com/livecore/livecore/adapters/psp/sandboxhttp"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/domain/financing"
 	"github.com/livecore/livecore/domain/payment"
 	"github.com/livecore/livecore/internal/stack"
+	"github.com/livecore/livecore/projections/readmodels"
 	"github.com/livecore/livecore/regions"
 	"github.com/livecore/livecore/regions/replicate"
+	"github.com/livecore/livecore/workflows/dispatcher"
 )
 
 const offsetsFile = "replicator-offsets.json"
@@ -299,6 +302,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer n.stack.Close()
 	n.sagas = newSagaKeeper(cfg.Topology, n.leases, n.store, n.stack.Dispatcher, n.stack.TemporalClient, log)
+	n.sagas.plans = n.openPlans
 	n.api.Store(n.stack.API)
 
 	rctx, cancel := context.WithCancel(ctx)
@@ -364,4 +368,29 @@ type fencedStore struct {
 
 func (f fencedStore) ReadStream(ctx context.Context, stream string, from uint64, max int) ([]event.Envelope, error) {
 	return f.r.ReadStream(ctx, stream, from, max)
+}
+
+// openPlans lists the BNPL plans of home still collecting, from the plans
+// read model once it has caught up with the log's head.
+func (n *Node) openPlans(ctx context.Context, home string) ([]dispatcher.RedrivePlan, error) {
+	head, err := n.store.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := n.stack.Runner.WaitFor(wctx, readmodels.Plans{}.Name(), head); err != nil {
+		return nil, fmt.Errorf("plans read model at %d: %w", head, err)
+	}
+	plans, err := readmodels.OpenPlans(ctx, n.stack.ReadDB, func(planID string) bool {
+		return n.cfg.Topology.HomeOf(financing.StreamID(planID)) == home
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dispatcher.RedrivePlan, len(plans))
+	for i, p := range plans {
+		out[i] = dispatcher.RedrivePlan{PlanID: p.PlanID, OrderID: p.OrderID, Tenant: p.Tenant}
+	}
+	return out, nil
 }

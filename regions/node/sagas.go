@@ -18,6 +18,7 @@ import (
 	"github.com/livecore/livecore/domain/order"
 	"github.com/livecore/livecore/domain/payment"
 	"github.com/livecore/livecore/regions"
+	"github.com/livecore/livecore/workflows/bnpl"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/dispatcher"
 	wffulfillment "github.com/livecore/livecore/workflows/fulfillment"
@@ -47,6 +48,9 @@ import (
 // The keeper's index of open orders follows the local $all (own events and
 // replicas), so every region knows every home's open orders.
 type sagaKeeper struct {
+	// plans lists the open BNPL plans of a home, caught up with the log
+	// (the plans read model).
+	plans  func(ctx context.Context, home string) ([]dispatcher.RedrivePlan, error)
 	topo   regions.Topology
 	leases *regions.Leases
 	store  event.Store
@@ -194,15 +198,33 @@ func (k *sagaKeeper) ordersOf(home string) []dispatcher.RedriveOrder {
 
 func (k *sagaKeeper) redrive(ctx context.Context, home string) {
 	orders := k.ordersOf(home)
-	if len(orders) == 0 {
+	if len(orders) > 0 {
+		n, err := k.disp.Redrive(ctx, orders)
+		k.redriven.Add(uint64(n))
+		if err != nil && ctx.Err() == nil {
+			k.log.Error("redrive sagas", "home", home, "err", err)
+		}
+		k.log.Info("home taken: open orders' sagas re-driven here", "home", home, "open", len(orders), "started", n)
+	}
+	if k.plans == nil {
 		return
 	}
-	n, err := k.disp.Redrive(ctx, orders)
+	plans, err := k.plans(ctx, home)
+	if err != nil {
+		if ctx.Err() == nil {
+			k.log.Error("open plans of a home taken", "home", home, "err", err)
+		}
+		return
+	}
+	if len(plans) == 0 {
+		return
+	}
+	n, err := k.disp.RedriveSchedules(ctx, plans)
 	k.redriven.Add(uint64(n))
 	if err != nil && ctx.Err() == nil {
-		k.log.Error("redrive sagas", "home", home, "err", err)
+		k.log.Error("redrive schedules", "home", home, "err", err)
 	}
-	k.log.Info("home taken: open checkouts re-driven here", "home", home, "open", len(orders), "started", n)
+	k.log.Info("home taken: BNPL schedules re-driven here", "home", home, "open", len(plans), "started", n)
 }
 
 func (k *sagaKeeper) terminate(ctx context.Context, home string) {
@@ -219,6 +241,25 @@ func (k *sagaKeeper) terminate(ctx context.Context, home string) {
 			default:
 				if ctx.Err() == nil {
 					k.log.Warn("terminate saga of a home not held", "workflow", id, "err", err)
+				}
+			}
+		}
+	}
+	if k.plans != nil {
+		plans, err := k.plans(ctx, home)
+		if err != nil && ctx.Err() == nil {
+			k.log.Warn("open plans of a home not held", "home", home, "err", err)
+		}
+		for _, p := range plans {
+			err := k.client.TerminateWorkflow(ctx, bnpl.WorkflowID(p.PlanID), "", "home "+home+" is not owned by this region")
+			var nf *serviceerror.NotFound
+			switch {
+			case err == nil:
+				n++
+			case errors.As(err, &nf):
+			default:
+				if ctx.Err() == nil {
+					k.log.Warn("terminate schedule of a home not held", "plan", p.PlanID, "err", err)
 				}
 			}
 		}

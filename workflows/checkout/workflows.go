@@ -189,20 +189,24 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 // each under its business ID, once.
 func handOff(ctx workflow.Context, in Input, res *Result) error {
 	res.FulfillmentID = fulfillment.WorkflowID(in.OrderID)
-	fctx := childOptions(ctx, res.FulfillmentID)
-	if in.Redrive {
-		// This region may hold a terminated run of the order's fulfillment
-		// (it terminates the sagas of a home it loses): replace it.
-		o := workflow.GetChildWorkflowOptions(fctx)
-		o.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-		fctx = workflow.WithChildOptions(fctx, o)
+	// A re-driven run may find a terminated run of a child here (a region
+	// terminates the sagas of a home it loses): replace it.
+	child := func(id string) workflow.Context {
+		cctx := childOptions(ctx, id)
+		if in.Redrive {
+			o := workflow.GetChildWorkflowOptions(cctx)
+			o.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+			cctx = workflow.WithChildOptions(cctx, o)
+		}
+		return cctx
 	}
+	fctx := child(res.FulfillmentID)
 	started := []workflow.ChildWorkflowFuture{workflow.ExecuteChildWorkflow(fctx, fulfillment.Fulfill, fulfillment.Input{
 		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment,
 	})}
 	if res.PlanID != "" {
 		res.ScheduleID = bnpl.WorkflowID(res.PlanID)
-		started = append(started, workflow.ExecuteChildWorkflow(childOptions(ctx, res.ScheduleID), bnpl.Schedule, bnpl.Input{
+		started = append(started, workflow.ExecuteChildWorkflow(child(res.ScheduleID), bnpl.Schedule, bnpl.Input{
 			PlanID: res.PlanID, OrderID: in.OrderID, Tenant: in.Tenant, Options: in.Options.Schedule,
 		}))
 	}

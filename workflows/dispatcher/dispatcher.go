@@ -54,6 +54,7 @@ import (
 
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/domain/order"
+	"github.com/livecore/livecore/workflows/bnpl"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/refund"
 )
@@ -307,6 +308,50 @@ func (d *Dispatcher) Redrive(ctx context.Context, orders []RedriveOrder) (int, e
 	}
 	wg.Wait()
 	return int(started.Load()), errors.Join(errs...)
+}
+
+// RedriveSchedules starts the installment schedule of each BNPL plan again
+// (a home taken over: the schedules ran in the old owner's Temporal). A
+// schedule loads its plan on every step, so a new run carries on from the
+// plan's state (installments collected, late fees, default). A running
+// one here is left alone; a failed or terminated one is replaced; a
+// completed one is not started again. It returns how many started.
+func (d *Dispatcher) RedriveSchedules(ctx context.Context, plans []RedrivePlan) (int, error) {
+	var started atomic.Int64
+	sem := make(chan struct{}, d.cfg.Parallelism)
+	var wg sync.WaitGroup
+	errs := make([]error, len(plans))
+	for i, p := range plans {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			id := bnpl.WorkflowID(p.PlanID)
+			errs[i] = d.retry(ctx, id, func() error {
+				opts := StartOptions(id, d.cfg.TaskQueue, false)
+				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, bnpl.Schedule, bnpl.Input{PlanID: p.PlanID, OrderID: p.OrderID, Tenant: p.Tenant, Options: d.cfg.Checkout.Schedule})
+				switch {
+				case err == nil:
+					d.stats.started.Add(1)
+					d.stats.redriven.Add(1)
+					started.Add(1)
+					return nil
+				case IsAlreadyStarted(err):
+					d.stats.deduplicated.Add(1)
+					return nil
+				}
+				return fmt.Errorf("redrive %s: %w", id, err)
+			})
+		}()
+	}
+	wg.Wait()
+	return int(started.Load()), errors.Join(errs...)
+}
+
+// RedrivePlan names a BNPL plan whose schedule RedriveSchedules starts again.
+type RedrivePlan struct {
+	PlanID, OrderID, Tenant string
 }
 
 // RedriveOrder names an order whose checkout saga Redrive starts again.
