@@ -17,6 +17,7 @@ import (
 	"github.com/livecore/livecore/workflows/dispatcher"
 	"github.com/livecore/livecore/workflows/fulfillment"
 	"github.com/livecore/livecore/workflows/internal/sagatest"
+	"github.com/livecore/livecore/workflows/refund"
 )
 
 // TestDispatcherRestartsAndRedelivery places orders while the dispatcher
@@ -253,5 +254,53 @@ func TestRedriveSchedules(t *testing.T) {
 		collected, w.Plan(t, "moved-bnpl").Status(), w.Plan(t, "moved-bnpl").Collected())
 	if p := w.Plan(t, "moved-bnpl"); p.Status() != financing.StatusPaidOff || !p.Collected().Equal(sagatest.USD("105.00")) {
 		t.Fatalf("plan %s collected %s", p.Status(), p.Collected())
+	}
+}
+
+// TestRedriveRefunds: a refund asked for in a home this region does not
+// hold gets no saga from the filtered dispatcher; RedriveRefunds (the home
+// taken over) runs it: the money goes back once, and a second redrive of
+// the completed refund starts nothing.
+func TestRedriveRefunds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real Temporal server")
+	}
+	s := newStack(t, stackOptions{NoDispatcher: true})
+	s.stock()
+	w := s.world
+	refundFiltered := func(env event.Envelope) bool { return env.Type != order.TypeRefundRequested }
+	s.startFilteredDispatcher(checkout.Options{Steps: testOptions}, refundFiltered)
+	s.placeAndChoose("rf-1", "10.00", order.MethodCard, order.PlanKind{})
+	if res := s.checkout("rf-1"); res.Outcome != checkout.OutcomeConfirmed {
+		t.Fatalf("%+v", res)
+	}
+	s.carrier("rf-1", fulfillment.CarrierUpdate{ShipmentID: "s1", Event: fulfillment.Dispatched},
+		fulfillment.CarrierUpdate{ShipmentID: "s2", Event: fulfillment.Dispatched})
+	for w.PSP.Effects("rf-1", sandbox.OpCapture) < 2 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	amount := sagatest.USD("7.50")
+	s.exec("rf-1", "refund", func(o *order.Order) ([]event.Event, error) {
+		return o.RequestRefund("goodwill-1", amount, "goodwill", time.Now())
+	})
+	s.waitDispatched()
+	if _, err := s.client.DescribeWorkflowExecution(s.ctx, refund.WorkflowID("rf-1", "goodwill-1"), ""); err == nil {
+		t.Fatal("the filtered dispatcher started the refund saga")
+	}
+	in := []refund.Input{{OrderID: "rf-1", Tenant: "t1", RefundID: "goodwill-1", Amount: amount, Reason: "goodwill"}}
+	if n, err := s.disp.RedriveRefunds(s.ctx, in); err != nil || n != 1 {
+		t.Fatalf("redrive refunds: %d started, %v", n, err)
+	}
+	var rr refund.Result
+	if err := s.await(refund.WorkflowID("rf-1", "goodwill-1"), &rr); err != nil || rr.Outcome != refund.OutcomeRefunded {
+		t.Fatalf("%+v %v", rr, err)
+	}
+	if n, err := s.disp.RedriveRefunds(s.ctx, in); err != nil || n != 0 {
+		t.Fatalf("redrive of a completed refund: %d started, %v", n, err)
+	}
+	refunds := w.PSP.Effects("rf-1", sandbox.OpRefund)
+	fmt.Printf("redrive refunds: %s refunded in %d provider refund(s); order refunded %s\n", rr.Refunded, refunds, w.Order(t, "rf-1").Refunded())
+	if refunds != 1 || !w.Order(t, "rf-1").Refunded().Equal(amount) {
+		t.Fatalf("%d provider refunds, order refunded %s", refunds, w.Order(t, "rf-1").Refunded())
 	}
 }

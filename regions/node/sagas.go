@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/dispatcher"
 	wffulfillment "github.com/livecore/livecore/workflows/fulfillment"
+	"github.com/livecore/livecore/workflows/refund"
 )
 
 // sagaKeeper moves checkout sagas with ownership. The dispatcher starts a
@@ -60,6 +62,9 @@ type sagaKeeper struct {
 
 	mu   sync.Mutex
 	open map[string]openOrder // order ID -> open order
+	// refunds are the refunds asked for (or returns received) and not yet
+	// settled, by order: their sagas move with the order's home.
+	refunds map[string]map[string]refund.Input
 	// splitSeen holds the orders whose fulfillment split was applied: a
 	// replica's $all keeps each stream's order but not the order between
 	// streams (each category is its own Kafka topic), so the split may
@@ -79,7 +84,7 @@ type openOrder struct {
 
 func newSagaKeeper(topo regions.Topology, leases *regions.Leases, store event.Store, d *dispatcher.Dispatcher, c sdkclient.Client, log *slog.Logger) *sagaKeeper {
 	return &sagaKeeper{topo: topo, leases: leases, store: store, disp: d, client: c, log: log,
-		open: map[string]openOrder{}, splitSeen: map[string]bool{}, caught: make(chan struct{})}
+		open: map[string]openOrder{}, splitSeen: map[string]bool{}, refunds: map[string]map[string]refund.Input{}, caught: make(chan struct{})}
 }
 
 // follow keeps the open-order index from $all.
@@ -114,6 +119,8 @@ func (k *sagaKeeper) follow(ctx context.Context) error {
 			case order.TypeOrderCancelled, order.TypeOrderCompleted:
 				delete(k.open, id)
 				delete(k.splitSeen, id)
+			case order.TypeRefundRequested, order.TypeReturnReceived, order.TypeOrderRefunded:
+				k.trackRefund(env, id)
 			}
 		}
 		k.position = batch[len(batch)-1].Position
@@ -121,6 +128,54 @@ func (k *sagaKeeper) follow(ctx context.Context) error {
 		k.caught = make(chan struct{})
 		return nil
 	})
+}
+
+// trackRefund keeps the open refunds from an order's refund events (the
+// same refund inputs the dispatcher starts the sagas with).
+func (k *sagaKeeper) trackRefund(env event.Envelope, orderID string) {
+	open := k.refunds[orderID]
+	if open == nil {
+		open = map[string]refund.Input{}
+		k.refunds[orderID] = open
+	}
+	switch env.Type {
+	case order.TypeRefundRequested:
+		var e order.RefundRequested
+		if json.Unmarshal(env.Data, &e) == nil {
+			open[e.RefundID] = refund.Input{OrderID: orderID, Tenant: env.Metadata.Tenant, RefundID: e.RefundID, Amount: e.Amount, Reason: e.Reason}
+		}
+	case order.TypeReturnReceived:
+		var e order.ReturnReceived
+		if json.Unmarshal(env.Data, &e) == nil {
+			rid := refund.ReturnRefundID(e.ReturnID)
+			if _, asked := open[rid]; !asked {
+				open[rid] = refund.Input{OrderID: orderID, Tenant: env.Metadata.Tenant, RefundID: rid, Amount: e.Value, Reason: "return " + e.ReturnID + " received"}
+			}
+		}
+	case order.TypeOrderRefunded:
+		var e order.OrderRefunded
+		if json.Unmarshal(env.Data, &e) == nil {
+			delete(open, e.RefundID)
+		}
+	}
+	if len(open) == 0 {
+		delete(k.refunds, orderID)
+	}
+}
+
+func (k *sagaKeeper) refundsOf(home string) []refund.Input {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []refund.Input
+	for id, open := range k.refunds {
+		if k.topo.HomeOf(order.StreamID(id)) != home {
+			continue
+		}
+		for _, in := range open {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // waitIndexed waits until the index has applied the store's head as of now.
@@ -206,6 +261,14 @@ func (k *sagaKeeper) redrive(ctx context.Context, home string) {
 		}
 		k.log.Info("home taken: open orders' sagas re-driven here", "home", home, "open", len(orders), "started", n)
 	}
+	if refunds := k.refundsOf(home); len(refunds) > 0 {
+		n, err := k.disp.RedriveRefunds(ctx, refunds)
+		k.redriven.Add(uint64(n))
+		if err != nil && ctx.Err() == nil {
+			k.log.Error("redrive refunds", "home", home, "err", err)
+		}
+		k.log.Info("home taken: open refunds re-driven here", "home", home, "open", len(refunds), "started", n)
+	}
 	if k.plans == nil {
 		return
 	}
@@ -242,6 +305,19 @@ func (k *sagaKeeper) terminate(ctx context.Context, home string) {
 				if ctx.Err() == nil {
 					k.log.Warn("terminate saga of a home not held", "workflow", id, "err", err)
 				}
+			}
+		}
+	}
+	for _, in := range k.refundsOf(home) {
+		err := k.client.TerminateWorkflow(ctx, refund.WorkflowID(in.OrderID, in.RefundID), "", "home "+home+" is not owned by this region")
+		var nf *serviceerror.NotFound
+		switch {
+		case err == nil:
+			n++
+		case errors.As(err, &nf):
+		default:
+			if ctx.Err() == nil {
+				k.log.Warn("terminate refund of a home not held", "order", in.OrderID, "refund", in.RefundID, "err", err)
 			}
 		}
 	}

@@ -349,6 +349,46 @@ func (d *Dispatcher) RedriveSchedules(ctx context.Context, plans []RedrivePlan) 
 	return int(started.Load()), errors.Join(errs...)
 }
 
+// RedriveRefunds starts the refund saga of each refund again (a home taken
+// over: the sagas ran in the old owner's Temporal). Every step of a refund
+// is keyed by its refund ID, so a new run finishes what the old one
+// started without refunding twice. A running one here is left alone; a
+// failed or terminated one is replaced; a completed one is not started
+// again. It returns how many started.
+func (d *Dispatcher) RedriveRefunds(ctx context.Context, refunds []refund.Input) (int, error) {
+	var started atomic.Int64
+	sem := make(chan struct{}, d.cfg.Parallelism)
+	var wg sync.WaitGroup
+	errs := make([]error, len(refunds))
+	for i, in := range refunds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			id := refund.WorkflowID(in.OrderID, in.RefundID)
+			in.Options = refund.Options{Steps: d.cfg.Checkout.Steps}
+			errs[i] = d.retry(ctx, id, func() error {
+				opts := StartOptions(id, d.cfg.TaskQueue, false)
+				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
+				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, refund.Refund, in)
+				switch {
+				case err == nil:
+					d.stats.started.Add(1)
+					d.stats.redriven.Add(1)
+					started.Add(1)
+					return nil
+				case IsAlreadyStarted(err):
+					d.stats.deduplicated.Add(1)
+					return nil
+				}
+				return fmt.Errorf("redrive %s: %w", id, err)
+			})
+		}()
+	}
+	wg.Wait()
+	return int(started.Load()), errors.Join(errs...)
+}
+
 // RedrivePlan names a BNPL plan whose schedule RedriveSchedules starts again.
 type RedrivePlan struct {
 	PlanID, OrderID, Tenant string
