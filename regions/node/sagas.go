@@ -291,35 +291,12 @@ func (k *sagaKeeper) redrive(ctx context.Context, home string) {
 }
 
 func (k *sagaKeeper) terminate(ctx context.Context, home string) {
-	orders := k.ordersOf(home)
-	n := 0
-	for _, o := range orders {
-		for _, id := range []string{checkout.WorkflowID(o.OrderID), wffulfillment.WorkflowID(o.OrderID)} {
-			err := k.client.TerminateWorkflow(ctx, id, "", "home "+home+" is not owned by this region")
-			var nf *serviceerror.NotFound
-			switch {
-			case err == nil:
-				n++
-			case errors.As(err, &nf):
-			default:
-				if ctx.Err() == nil {
-					k.log.Warn("terminate saga of a home not held", "workflow", id, "err", err)
-				}
-			}
-		}
+	var ids []string
+	for _, o := range k.ordersOf(home) {
+		ids = append(ids, checkout.WorkflowID(o.OrderID), wffulfillment.WorkflowID(o.OrderID))
 	}
 	for _, in := range k.refundsOf(home) {
-		err := k.client.TerminateWorkflow(ctx, refund.WorkflowID(in.OrderID, in.RefundID), "", "home "+home+" is not owned by this region")
-		var nf *serviceerror.NotFound
-		switch {
-		case err == nil:
-			n++
-		case errors.As(err, &nf):
-		default:
-			if ctx.Err() == nil {
-				k.log.Warn("terminate refund of a home not held", "order", in.OrderID, "refund", in.RefundID, "err", err)
-			}
-		}
+		ids = append(ids, refund.WorkflowID(in.OrderID, in.RefundID))
 	}
 	if k.plans != nil {
 		plans, err := k.plans(ctx, home)
@@ -327,16 +304,20 @@ func (k *sagaKeeper) terminate(ctx context.Context, home string) {
 			k.log.Warn("open plans of a home not held", "home", home, "err", err)
 		}
 		for _, p := range plans {
-			err := k.client.TerminateWorkflow(ctx, bnpl.WorkflowID(p.PlanID), "", "home "+home+" is not owned by this region")
-			var nf *serviceerror.NotFound
-			switch {
-			case err == nil:
-				n++
-			case errors.As(err, &nf):
-			default:
-				if ctx.Err() == nil {
-					k.log.Warn("terminate schedule of a home not held", "plan", p.PlanID, "err", err)
-				}
+			ids = append(ids, bnpl.WorkflowID(p.PlanID))
+		}
+	}
+	n := 0
+	for _, id := range ids {
+		err := k.client.TerminateWorkflow(ctx, id, "", "home "+home+" is not owned by this region")
+		var nf *serviceerror.NotFound
+		switch {
+		case err == nil:
+			n++
+		case errors.As(err, &nf): // never ran here, or already closed
+		default:
+			if ctx.Err() == nil {
+				k.log.Warn("terminate a saga of a home not held", "workflow", id, "err", err)
 			}
 		}
 	}

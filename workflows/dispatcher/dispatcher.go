@@ -278,20 +278,30 @@ func (d *Dispatcher) run(ctx context.Context, j *job) error {
 // idempotency keys keep the provider calls single. It returns how many
 // started.
 func (d *Dispatcher) Redrive(ctx context.Context, orders []RedriveOrder) (int, error) {
+	return d.redrive(ctx, len(orders), enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, func(i int) (string, any, any) {
+		o := orders[i]
+		return checkout.WorkflowID(o.OrderID), checkout.Checkout, checkout.Input{OrderID: o.OrderID, Tenant: o.Tenant, Options: d.cfg.Checkout, Redrive: true}
+	})
+}
+
+// redrive starts n workflows in parallel (start names the i-th: its ID,
+// workflow and input) under the reuse policy, retrying failed calls; one
+// already running is left alone. It returns how many started.
+func (d *Dispatcher) redrive(ctx context.Context, n int, reuse enumspb.WorkflowIdReusePolicy, start func(i int) (id string, wf any, input any)) (int, error) {
 	var started atomic.Int64
 	sem := make(chan struct{}, d.cfg.Parallelism)
 	var wg sync.WaitGroup
-	errs := make([]error, len(orders))
-	for i, o := range orders {
+	errs := make([]error, n)
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			id := checkout.WorkflowID(o.OrderID)
+			id, wf, input := start(i)
 			errs[i] = d.retry(ctx, id, func() error {
 				opts := StartOptions(id, d.cfg.TaskQueue, false)
-				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, checkout.Checkout, checkout.Input{OrderID: o.OrderID, Tenant: o.Tenant, Options: d.cfg.Checkout, Redrive: true})
+				opts.WorkflowIDReusePolicy = reuse
+				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, wf, input)
 				switch {
 				case err == nil:
 					d.stats.started.Add(1)
@@ -317,36 +327,10 @@ func (d *Dispatcher) Redrive(ctx context.Context, orders []RedriveOrder) (int, e
 // one here is left alone; a failed or terminated one is replaced; a
 // completed one is not started again. It returns how many started.
 func (d *Dispatcher) RedriveSchedules(ctx context.Context, plans []RedrivePlan) (int, error) {
-	var started atomic.Int64
-	sem := make(chan struct{}, d.cfg.Parallelism)
-	var wg sync.WaitGroup
-	errs := make([]error, len(plans))
-	for i, p := range plans {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			id := bnpl.WorkflowID(p.PlanID)
-			errs[i] = d.retry(ctx, id, func() error {
-				opts := StartOptions(id, d.cfg.TaskQueue, false)
-				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, bnpl.Schedule, bnpl.Input{PlanID: p.PlanID, OrderID: p.OrderID, Tenant: p.Tenant, Options: d.cfg.Checkout.Schedule})
-				switch {
-				case err == nil:
-					d.stats.started.Add(1)
-					d.stats.redriven.Add(1)
-					started.Add(1)
-					return nil
-				case IsAlreadyStarted(err):
-					d.stats.deduplicated.Add(1)
-					return nil
-				}
-				return fmt.Errorf("redrive %s: %w", id, err)
-			})
-		}()
-	}
-	wg.Wait()
-	return int(started.Load()), errors.Join(errs...)
+	return d.redrive(ctx, len(plans), enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY, func(i int) (string, any, any) {
+		p := plans[i]
+		return bnpl.WorkflowID(p.PlanID), bnpl.Schedule, bnpl.Input{PlanID: p.PlanID, OrderID: p.OrderID, Tenant: p.Tenant, Options: d.cfg.Checkout.Schedule}
+	})
 }
 
 // RedriveRefunds starts the refund saga of each refund again (a home taken
@@ -356,37 +340,11 @@ func (d *Dispatcher) RedriveSchedules(ctx context.Context, plans []RedrivePlan) 
 // failed or terminated one is replaced; a completed one is not started
 // again. It returns how many started.
 func (d *Dispatcher) RedriveRefunds(ctx context.Context, refunds []refund.Input) (int, error) {
-	var started atomic.Int64
-	sem := make(chan struct{}, d.cfg.Parallelism)
-	var wg sync.WaitGroup
-	errs := make([]error, len(refunds))
-	for i, in := range refunds {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			id := refund.WorkflowID(in.OrderID, in.RefundID)
-			in.Options = refund.Options{Steps: d.cfg.Checkout.Steps}
-			errs[i] = d.retry(ctx, id, func() error {
-				opts := StartOptions(id, d.cfg.TaskQueue, false)
-				opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY
-				_, err := d.cfg.Client.ExecuteWorkflow(ctx, opts, refund.Refund, in)
-				switch {
-				case err == nil:
-					d.stats.started.Add(1)
-					d.stats.redriven.Add(1)
-					started.Add(1)
-					return nil
-				case IsAlreadyStarted(err):
-					d.stats.deduplicated.Add(1)
-					return nil
-				}
-				return fmt.Errorf("redrive %s: %w", id, err)
-			})
-		}()
-	}
-	wg.Wait()
-	return int(started.Load()), errors.Join(errs...)
+	return d.redrive(ctx, len(refunds), enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY, func(i int) (string, any, any) {
+		in := refunds[i]
+		in.Options = refund.Options{Steps: d.cfg.Checkout.Steps}
+		return refund.WorkflowID(in.OrderID, in.RefundID), refund.Refund, in
+	})
 }
 
 // RedrivePlan names a BNPL plan whose schedule RedriveSchedules starts again.
