@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -350,21 +348,9 @@ func (d *drill) gap(homes []string, from, to time.Time) (time.Duration, time.Tim
 // checkMetrics reads region's /metrics: it must answer 200 with the
 // replication lag gauges and the API's request histogram.
 func (d *drill) checkMetrics(ctx context.Context, region string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url(region)+"/metrics", nil)
+	b, err := get(ctx, d.hc, d.url(region)+"/metrics")
 	if err != nil {
 		return err
-	}
-	resp, err := d.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %.300s", resp.StatusCode, b)
 	}
 	for _, name := range []string{"livecore_replication_lag_events", "livecore_replication_lag_seconds", "livecore_http_request"} {
 		if !bytes.Contains(b, []byte(name)) {

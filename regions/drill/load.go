@@ -311,23 +311,32 @@ func (l *load) probe(ctx context.Context, region, home string, n int) []directWr
 }
 
 func getJSON(ctx context.Context, hc *http.Client, url string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	b, err := get(ctx, hc, url)
 	if err != nil {
 		return err
 	}
+	return json.Unmarshal(b, out)
+}
+
+// get reads url's body; a status other than 2xx is an error.
+func get(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("GET %s: %d: %s", url, resp.StatusCode, bytes.TrimSpace(b))
+		return nil, fmt.Errorf("GET %s: %d: %.300s", url, resp.StatusCode, bytes.TrimSpace(b))
 	}
-	return json.Unmarshal(b, out)
+	return b, nil
 }
 
 // drillTenant is the tenant the drill's load runs as.
