@@ -42,6 +42,32 @@ func (s *scanner) ws() {
 	}
 }
 
+// eat skips white space and consumes c; false if the next byte is not c.
+func (s *scanner) eat(c byte) bool {
+	s.ws()
+	if s.peek() != c {
+		return false
+	}
+	s.i++
+	return true
+}
+
+// sep ends a member or element: after white space, ',' means more follow
+// and close ends the object or array; anything else is malformed (ok
+// false).
+func (s *scanner) sep(close byte) (more, ok bool) {
+	s.ws()
+	switch s.peek() {
+	case ',':
+		s.i++
+		return true, true
+	case close:
+		s.i++
+		return false, true
+	}
+	return false, false
+}
+
 func (s *scanner) peek() byte {
 	if s.i < len(s.b) {
 		return s.b[s.i]
@@ -115,23 +141,18 @@ func (s *scanner) any(depth int) bool {
 			if _, _, ok := s.str(); !ok {
 				return false
 			}
-			s.ws()
-			if s.peek() != ':' {
+			if !s.eat(':') {
 				return false
 			}
-			s.i++
 			if !s.any(depth + 1) {
 				return false
 			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case '}':
-				s.i++
-				return true
-			default:
+			more, ok := s.sep('}')
+			if !ok {
 				return false
+			}
+			if !more {
+				return true
 			}
 		}
 	case c == '[':
@@ -145,15 +166,12 @@ func (s *scanner) any(depth int) bool {
 			if !s.any(depth + 1) {
 				return false
 			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
+			more, ok := s.sep(']')
+			if !ok {
 				return false
+			}
+			if !more {
+				return true
 			}
 		}
 	case c == 't':
@@ -221,15 +239,12 @@ func (s *scanner) value(t reflect.Type) bool {
 			if !s.value(t.Elem()) {
 				return false
 			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return true
-			default:
+			more, ok := s.sep(']')
+			if !ok {
 				return false
+			}
+			if !more {
+				return true
 			}
 		}
 	case reflect.String:
@@ -297,23 +312,18 @@ func (s *scanner) object(member func(name []byte) (reflect.Type, bool)) bool {
 		if !known {
 			return false
 		}
-		s.ws()
-		if s.peek() != ':' {
+		if !s.eat(':') {
 			return false
 		}
-		s.i++
 		if !s.value(ft) {
 			return false
 		}
-		s.ws()
-		switch s.peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true
-		default:
+		more, ok := s.sep('}')
+		if !ok {
 			return false
+		}
+		if !more {
+			return true
 		}
 	}
 }
@@ -370,11 +380,9 @@ func (s *scanner) canon(out []byte, depth int) ([]byte, bool) {
 			if !ok {
 				return nil, false
 			}
-			s.ws()
-			if s.peek() != ':' {
+			if !s.eat(':') {
 				return nil, false
 			}
-			s.i++
 			s.ws()
 			ms = append(ms, member{name: name, at: s.i})
 			if !s.any(depth + 1) {
@@ -436,15 +444,12 @@ func (s *scanner) canon(out []byte, depth int) ([]byte, bool) {
 			if out, ok = s.canon(out, depth+1); !ok {
 				return nil, false
 			}
-			s.ws()
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				return append(out, ']'), true
-			default:
+			more, ok := s.sep(']')
+			if !ok {
 				return nil, false
+			}
+			if !more {
+				return append(out, ']'), true
 			}
 		}
 	case c == 't':
