@@ -41,19 +41,19 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/dr/catchup", n.ready(n.handleCatchUp))
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		g := prometheus.Gatherers{n.prom}
-		if n.stack != nil && n.api.Load() != nil {
-			g = append(g, n.stack.Metrics)
+		if p := n.product.Load(); p != nil {
+			g = append(g, p.Metrics)
 		}
 		promhttp.HandlerFor(g, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 	})
 	// Everything else is the product's API, once it is built.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		api := n.api.Load()
-		if api == nil || n.state.Load() == "starting" {
+		p := n.product.Load()
+		if p == nil || n.state.Load() == "starting" {
 			n.problem(w, http.StatusServiceUnavailable, "starting", "the region is starting (reconciling its log)", nil)
 			return
 		}
-		api.ServeHTTP(w, r)
+		p.API.ServeHTTP(w, r)
 	})
 	return mux
 }

@@ -185,11 +185,12 @@ type Node struct {
 	fence  *regions.FencedAppender
 	router *regions.Router
 	acker  regions.Acker
-	stack  *stack.Stack
 	sagas  *sagaKeeper
-	api    atomic.Pointer[httpapi.Server] // set once the product is built
-	prom   *prometheus.Registry
-	lost   *Unreplicated
+	// product is the product (API, read models, sagas), published once
+	// built: the HTTP handlers serve it from then on.
+	product atomic.Pointer[stack.Stack]
+	prom    *prometheus.Registry
+	lost    *Unreplicated
 
 	state     atomic.Value // string
 	bridgeErr atomic.Value // string
@@ -286,7 +287,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Durability == regions.Sync {
 		source = publishedSource{n.store, n.bridge}
 	}
-	n.stack, err = stack.Build(ctx, stack.Config{
+	st, err := stack.Build(ctx, stack.Config{
 		DataDir: cfg.DataDir, Region: cfg.Region, NoKafka: true, NoDemo: true, Logger: log,
 		HTTP: httpapi.Config{MapError: n.mapError},
 		Regional: stack.RegionHooks{
@@ -300,10 +301,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer n.stack.Close()
-	n.sagas = newSagaKeeper(cfg.Topology, n.leases, n.store, n.stack.Dispatcher, n.stack.TemporalClient, log)
+	defer st.Close()
+	n.sagas = newSagaKeeper(cfg.Topology, n.leases, n.store, st.Dispatcher, st.TemporalClient, log)
 	n.sagas.plans = n.openPlans
-	n.api.Store(n.stack.API)
+	n.product.Store(st)
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -330,7 +331,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	wg.Go(func() { n.leases.Run(rctx) })
 	wg.Go(func() {
-		if err := n.stack.Run(rctx); rctx.Err() == nil {
+		if err := st.Run(rctx); rctx.Err() == nil {
 			fail <- fmt.Errorf("product: %w", err)
 		}
 	})
@@ -379,10 +380,11 @@ func (n *Node) openPlans(ctx context.Context, home string) ([]dispatcher.Redrive
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := n.stack.Runner.WaitFor(wctx, readmodels.Plans{}.Name(), head); err != nil {
+	st := n.product.Load()
+	if err := st.Runner.WaitFor(wctx, readmodels.Plans{}.Name(), head); err != nil {
 		return nil, fmt.Errorf("plans read model at %d: %w", head, err)
 	}
-	plans, err := readmodels.OpenPlans(ctx, n.stack.ReadDB, func(planID string) bool {
+	plans, err := readmodels.OpenPlans(ctx, st.ReadDB, func(planID string) bool {
 		return n.cfg.Topology.HomeOf(financing.StreamID(planID)) == home
 	})
 	if err != nil {

@@ -177,7 +177,7 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 
 	// 5. The hand-over.
 	status.Stage = StageHandingOff
-	if err := handOff(ctx, in, &res); err != nil {
+	if err := handOff(ctx, in, &res, false); err != nil {
 		return fail(err)
 	}
 	res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
@@ -187,7 +187,12 @@ func Checkout(ctx workflow.Context, in Input) (Result, error) {
 // handOff starts the fulfillment workflow and, for BNPL, the installment
 // schedule: children that outlive the saga (ParentClosePolicy ABANDON),
 // each under its business ID, once.
-func handOff(ctx workflow.Context, in Input, res *Result) error {
+//
+// With resume (a re-driven run of an order already handed over: the old
+// owner's Temporal held its fulfillment) the fulfillment starts from the
+// aggregates (fulfillment.Input.Resume) and the schedule is left to the
+// region's re-drive of open plans.
+func handOff(ctx workflow.Context, in Input, res *Result, resume bool) error {
 	res.FulfillmentID = fulfillment.WorkflowID(in.OrderID)
 	// A re-driven run may find a terminated run of a child here (a region
 	// terminates the sagas of a home it loses): replace it.
@@ -202,9 +207,9 @@ func handOff(ctx workflow.Context, in Input, res *Result) error {
 	}
 	fctx := child(res.FulfillmentID)
 	started := []workflow.ChildWorkflowFuture{workflow.ExecuteChildWorkflow(fctx, fulfillment.Fulfill, fulfillment.Input{
-		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment,
+		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment, Resume: resume,
 	})}
-	if res.PlanID != "" {
+	if res.PlanID != "" && !resume {
 		res.ScheduleID = bnpl.WorkflowID(res.PlanID)
 		started = append(started, workflow.ExecuteChildWorkflow(child(res.ScheduleID), bnpl.Schedule, bnpl.Input{
 			PlanID: res.PlanID, OrderID: in.OrderID, Tenant: in.Tenant, Options: in.Options.Schedule,
@@ -246,37 +251,11 @@ func resumeHandOff(ctx workflow.Context, in Input, res Result, status *Status) (
 		resume = true
 	}
 	res.Payment, res.PlanID, res.Shipments = &h.Payment, h.PlanID, h.Shipments
-	if resume {
-		err := resumeFulfillment(ctx, in, &res)
-		res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
-		return res, err
-	}
-	if err := handOff(ctx, in, &res); err != nil {
+	if err := handOff(ctx, in, &res, resume); err != nil {
 		return res, err
 	}
 	res.Outcome, status.Stage, status.Outcome = OutcomeConfirmed, StageDone, OutcomeConfirmed
 	return res, nil
-}
-
-// resumeFulfillment starts the order's fulfillment here from the
-// aggregates (fulfillment.Input.Resume). A run of it already here is left
-// alone; one that failed or was terminated (this region terminates the
-// sagas of a home it loses) is replaced. BNPL installment schedules are
-// not resumed here (docs/dr.md, limits).
-func resumeFulfillment(ctx workflow.Context, in Input, res *Result) error {
-	res.FulfillmentID = fulfillment.WorkflowID(in.OrderID)
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:            res.FulfillmentID,
-		ParentClosePolicy:     enumspb.PARENT_CLOSE_POLICY_ABANDON,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-	})
-	f := workflow.ExecuteChildWorkflow(cctx, fulfillment.Fulfill, fulfillment.Input{
-		OrderID: in.OrderID, Tenant: in.Tenant, Payment: *res.Payment, PlanID: res.PlanID, Shipments: res.Shipments, Options: in.Options.Fulfillment, Resume: true,
-	})
-	if err := f.GetChildWorkflowExecution().Get(ctx, nil); err != nil && !isAlreadyStarted(err) {
-		return err
-	}
-	return nil
 }
 
 func knownOutcome(s string) bool {
