@@ -24,6 +24,11 @@ type Spec[R any] struct {
 	Key     int
 	Fields  func(r *R) []any // pointers to r's fields, in Cols order (*int64 or *string)
 	Indexes []string         // CREATE INDEX statements with {{table}}
+	// Append marks a table whose rows are only ever inserted (a key is
+	// never saved twice): Save writes plain INSERTs, which PostgreSQL
+	// executes without ON CONFLICT's speculative insertion. Saving an
+	// existing key then fails loudly instead of updating it.
+	Append bool
 }
 
 // Table is the projection Table of s: DDL derived from the field types
@@ -83,6 +88,7 @@ type sqlKey struct {
 	d          Dialect
 	table, col string // col "" for Save
 	n          int
+	append     bool
 }
 
 // sqlTexts caches statement texts by table, column and size, up to
@@ -109,13 +115,22 @@ func sqlText(k sqlKey, build func() string) string {
 // add.
 func Load[R any](ctx context.Context, tx Tx, s Spec[R], col string, vals []string, add func(*R)) error {
 	table := tx.Table(s.Name)
+	if tx.Dialect == Postgres {
+		if len(vals) == 0 {
+			return nil
+		}
+		q := sqlText(sqlKey{tx.Dialect, table, col, 0, false}, func() string {
+			return fmt.Sprintf("SELECT %s FROM %s WHERE %s = ANY($1::text[])", strings.Join(s.Cols, ", "), table, col)
+		})
+		return loadRows(ctx, tx, s, q, []any{vals}, add)
+	}
 	for len(vals) > 0 {
 		n := min(len(vals), maxLoadVals)
 		size := pow2(n)
 		if size < n {
 			size *= 2
 		}
-		q := sqlText(sqlKey{tx.Dialect, table, col, size}, func() string {
+		q := sqlText(sqlKey{tx.Dialect, table, col, size, false}, func() string {
 			var b strings.Builder
 			fmt.Fprintf(&b, "SELECT %s FROM %s WHERE %s IN ", strings.Join(s.Cols, ", "), table, col)
 			placeholders(&b, tx.Dialect, 1, size)
@@ -125,37 +140,47 @@ func Load[R any](ctx context.Context, tx Tx, s Spec[R], col string, vals []strin
 		for i := range size {
 			args[i] = vals[min(i, n-1)] // padded with the last value: IN is a set
 		}
-		rows, err := tx.query(ctx, q, args...)
-		if err != nil {
-			return fmt.Errorf("load %s: %w", s.Name, err)
-		}
-		for rows.Next() {
-			r := new(R)
-			if err := rows.Scan(s.Fields(r)...); err != nil {
-				rows.Close()
-				return fmt.Errorf("load %s: %w", s.Name, err)
-			}
-			add(r)
-		}
-		if err := rows.Close(); err != nil {
-			return fmt.Errorf("load %s: %w", s.Name, err)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("load %s: %w", s.Name, err)
+		if err := loadRows(ctx, tx, s, q, args, add); err != nil {
+			return err
 		}
 		vals = vals[n:]
 	}
 	return nil
 }
 
+func loadRows[R any](ctx context.Context, tx Tx, s Spec[R], q string, args []any, add func(*R)) error {
+	rows, err := tx.query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", s.Name, err)
+	}
+	for rows.Next() {
+		r := new(R)
+		if err := rows.Scan(s.Fields(r)...); err != nil {
+			rows.Close()
+			return fmt.Errorf("load %s: %w", s.Name, err)
+		}
+		add(r)
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("load %s: %w", s.Name, err)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load %s: %w", s.Name, err)
+	}
+	return nil
+}
+
 // Save upserts rows (each primary key at most once).
 func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
-	per := max(1, min(maxSaveRows, maxParams/len(s.Cols)))
 	table := tx.Table(s.Name)
+	if tx.Dialect == Postgres {
+		return saveArrays(ctx, tx, s, table, rows)
+	}
+	per := max(1, min(maxSaveRows, maxParams/len(s.Cols)))
 	var args []any
 	for len(rows) > 0 {
 		n := pow2(min(len(rows), per))
-		q := sqlText(sqlKey{tx.Dialect, table, "", n}, func() string {
+		q := sqlText(sqlKey{tx.Dialect, table, "", n, s.Append}, func() string {
 			var b strings.Builder
 			fmt.Fprintf(&b, "INSERT INTO %s (%s) VALUES ", table, strings.Join(s.Cols, ", "))
 			for i := range n {
@@ -164,15 +189,10 @@ func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
 				}
 				placeholders(&b, tx.Dialect, i*len(s.Cols)+1, len(s.Cols))
 			}
-			b.WriteString(" ON CONFLICT (")
-			b.WriteString(strings.Join(s.Cols[:s.Key], ", "))
-			b.WriteString(") DO UPDATE SET ")
-			for i, c := range s.Cols[s.Key:] {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				fmt.Fprintf(&b, "%s = excluded.%s", c, c)
+			if s.Append {
+				return b.String()
 			}
+			s.onConflict(&b)
 			return b.String()
 		})
 		args = args[:0]
@@ -192,6 +212,87 @@ func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
 			return fmt.Errorf("save %s: %w", s.Name, err)
 		}
 		rows = rows[n:]
+	}
+	return nil
+}
+
+// onConflict writes the upsert clause of a Save statement (nothing for an
+// Append table).
+func (s Spec[R]) onConflict(b *strings.Builder) {
+	if s.Append {
+		return
+	}
+	b.WriteString(" ON CONFLICT (")
+	b.WriteString(strings.Join(s.Cols[:s.Key], ", "))
+	b.WriteString(") DO UPDATE SET ")
+	for i, c := range s.Cols[s.Key:] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%s = excluded.%s", c, c)
+	}
+}
+
+// saveArrays is Save on PostgreSQL: one statement per table and batch,
+// whatever its size, with a parameter per column holding that column's
+// values as an array (INSERT ... SELECT FROM unnest(...)). The server
+// binds len(Cols) arrays instead of a parameter per value, and the client
+// encodes []int64 and []string columns without boxing each value.
+func saveArrays[R any](ctx context.Context, tx Tx, s Spec[R], table string, rows []*R) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var zero R
+	proto := s.Fields(&zero)
+	q := sqlText(sqlKey{tx.Dialect, table, "", 0, s.Append}, func() string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "INSERT INTO %s (%s) SELECT * FROM unnest(", table, strings.Join(s.Cols, ", "))
+		for i, p := range proto {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			typ := "text"
+			if _, ok := p.(*int64); ok {
+				typ = "bigint"
+			}
+			fmt.Fprintf(&b, "$%d::%s[]", i+1, typ)
+		}
+		b.WriteByte(')')
+		s.onConflict(&b)
+		return b.String()
+	})
+	ints := make([][]int64, len(proto))
+	strs := make([][]string, len(proto))
+	for i, p := range proto {
+		switch p.(type) {
+		case *int64:
+			ints[i] = make([]int64, 0, len(rows))
+		case *string:
+			strs[i] = make([]string, 0, len(rows))
+		default:
+			panic(fmt.Sprintf("projections: %s: field of type %T", s.Name, p))
+		}
+	}
+	for _, r := range rows {
+		for i, p := range s.Fields(r) {
+			switch p := p.(type) {
+			case *int64:
+				ints[i] = append(ints[i], *p)
+			case *string:
+				strs[i] = append(strs[i], *p)
+			}
+		}
+	}
+	args := make([]any, len(proto))
+	for i := range proto {
+		if ints[i] != nil {
+			args[i] = ints[i]
+		} else {
+			args[i] = strs[i]
+		}
+	}
+	if _, err := tx.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("save %s: %w", s.Name, err)
 	}
 	return nil
 }
