@@ -180,7 +180,7 @@ func (s *Server) handleJournal(w http.ResponseWriter, r *http.Request) error {
 			return &Error{Code: CodeMalformed, Message: "cursor is not one this server gave", Fields: []FieldError{{Field: "cursor", Code: "invalid_parameter", Message: "unknown cursor"}}}
 		}
 	}
-	f := journal.Filter{Tenant: string(mustTenant(r)), FromTime: from}
+	f := journal.Filter{Tenant: string(mustTenant(r)), FromTime: from, After: after}
 	if a := q.Get("account"); a != "" {
 		if f.Account, err = journal.ParseAccount(a); err != nil {
 			return &Error{Code: CodeInvalid, Message: "unknown account", Fields: []FieldError{{Field: "account", Code: "invalid_value", Message: "is not a journal account"}}}
@@ -194,9 +194,6 @@ func (s *Server) handleJournal(w http.ResponseWriter, r *http.Request) error {
 	page := journalPage{Entries: []journalEntryJSON{}, Consistency: consistency{Position: pos, Source: sourceReadModel}}
 	errFull := errors.New("page full")
 	err = journal.EachPosting(r.Context(), s.backend.Audit.ReadDB, f, func(p journal.PostingRow) error {
-		if uint64(p.Position) <= after {
-			return nil
-		}
 		at := projections.ParseTimestamp(p.RecordedAt)
 		if !to.IsZero() && !at.Before(to) {
 			return nil

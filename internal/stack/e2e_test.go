@@ -373,8 +373,9 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 	p.want(t, call{method: "GET", path: "/v1/orders/" + card.ID, key: finance, strict: true}, 200).json(t, &cardNow)
 	var jr struct {
 		Entries []struct {
-			OrderID *string `json:"order_id"`
-			Lines   []struct {
+			Position uint64  `json:"position"`
+			OrderID  *string `json:"order_id"`
+			Lines    []struct {
 				Debit, Credit struct{ Amount string }
 			}
 		} `json:"entries"`
@@ -387,6 +388,27 @@ func testCheckout(t *testing.T, p *product, checkout, ops, finance string) {
 		header: map[string]string{"X-Livecore-Min-Position": fmt.Sprint(cardNow.Consistency.Position)}}, 200).json(t, &jr)
 	if jr.Consistency.Source != "read_model" || jr.Consistency.Position < cardNow.Consistency.Position || len(jr.Entries) == 0 {
 		t.Fatalf("journal: %+v", jr)
+	}
+	// The same entries a page of one at a time, following next_cursor.
+	var paged []uint64
+	for cursor := ""; len(paged) < len(jr.Entries); {
+		var pg struct {
+			Entries    []struct{ Position uint64 } `json:"entries"`
+			NextCursor *string                     `json:"next_cursor"`
+		}
+		p.want(t, call{method: "GET", path: "/v1/audit/journal?limit=1" + cursor, key: finance, strict: true}, 200).json(t, &pg)
+		if len(pg.Entries) != 1 || pg.NextCursor == nil && len(paged)+1 < len(jr.Entries) {
+			t.Fatalf("journal page %d: %+v", len(paged)+1, pg)
+		}
+		paged = append(paged, pg.Entries[0].Position)
+		if pg.NextCursor != nil {
+			cursor = "&cursor=" + *pg.NextCursor
+		}
+	}
+	for i, e := range jr.Entries {
+		if paged[i] != e.Position {
+			t.Fatalf("journal entry %d: position %d paged one at a time, %d in one page", i, paged[i], e.Position)
+		}
 	}
 	csv := p.want(t, call{method: "GET", path: "/v1/audit/journal.csv", key: finance, strict: true}, 200)
 	if !bytes.HasPrefix(csv.body, []byte("position,line,")) {

@@ -118,9 +118,10 @@ func GetTrialBalance(ctx context.Context, db *projections.DB, tenant string, at 
 // Filter selects postings. Zero fields do not filter.
 type Filter struct {
 	Tenant  string
-	OrderID string
 	Account Account
 	AsOf    AsOf
+	// After skips postings at or before this position (a page's cursor).
+	After uint64
 	// FromTime bounds recorded-at from below (inclusive).
 	FromTime time.Time
 }
@@ -136,11 +137,11 @@ func EachPosting(ctx context.Context, db *projections.DB, f Filter, fn func(Post
 	if f.Tenant != "" {
 		add("tenant = $%d", f.Tenant)
 	}
-	if f.OrderID != "" {
-		add("order_id = $%d", f.OrderID)
-	}
 	if f.Account.Code() != "" {
 		add("account = $%d", f.Account.Code())
+	}
+	if f.After > 0 {
+		add("position > $%d", int64(f.After))
 	}
 	if !f.FromTime.IsZero() {
 		add("recorded_at >= $%d", projections.Timestamp(f.FromTime))
