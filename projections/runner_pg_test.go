@@ -77,3 +77,28 @@ func TestCommitTimeSerializationFailureAppliesBatchOnce(t *testing.T) {
 	}
 	t.Logf("one batch of %d events; commit failed with 40001 once (trigger fired %d times); applied exactly once: %d events counted, checkpoint %d", total, fired, events, pos)
 }
+
+// TestPostgresPlansEachStatement checks that projection sessions plan each
+// statement for its parameters (see OpenPostgres), and that a DSN that
+// sets plan_cache_mode itself keeps its choice.
+func TestPostgresPlansEachStatement(t *testing.T) {
+	dsn := testenv.FreshSchema(t, testenv.PostgresDSN(t))
+	for _, c := range []struct{ dsn, want string }{
+		{dsn, "force_custom_plan"},
+		{dsn + "&plan_cache_mode=auto", "auto"},
+	} {
+		db, err := projections.OpenPostgres(context.Background(), c.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mode string
+		err = db.QueryRow(`SHOW plan_cache_mode`).Scan(&mode)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode != c.want {
+			t.Errorf("plan_cache_mode = %q, want %q", mode, c.want)
+		}
+	}
+}
