@@ -109,7 +109,9 @@ func TestSaveAndLoad(t *testing.T) {
 			if byGroup != 200 {
 				t.Errorf("loaded %d rows of groups g3 and g5, want 200", byGroup)
 			}
-			if err := inTx(func(tx Tx) error { return Load(ctx, tx, upsert, "id", nil, func(*testRow) { t.Error("row for no keys") }) }); err != nil {
+			if err := inTx(func(tx Tx) error {
+				return Load(ctx, tx, upsert, "id", nil, func(*testRow) { t.Error("row for no keys") })
+			}); err != nil {
 				t.Fatal(err)
 			}
 
