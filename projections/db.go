@@ -47,9 +47,13 @@ type DB struct {
 }
 
 // OpenSQLite opens (creating) a SQLite file in WAL mode. SQLite has one
-// writer at a time, so the pool writes through one connection.
+// writer at a time, so the pool writes through one connection. Statement
+// journals stay in memory (temp_store): a multi-row upsert keeps one to
+// undo itself if it fails half-way, and in a file that cost two write
+// system calls per page it changed, about a third of the live projector's
+// work.
 func OpenSQLite(path string) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)

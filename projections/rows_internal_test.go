@@ -126,3 +126,22 @@ func TestSaveAndLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteWriterSettings checks the writer connection's pragmas that
+// OpenSQLite's speed and durability depend on.
+func TestSQLiteWriterSettings(t *testing.T) {
+	db, err := OpenSQLite(filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for pragma, want := range map[string]string{"journal_mode": "wal", "synchronous": "1", "temp_store": "2", "busy_timeout": "10000"} {
+		var got string
+		if err := db.w.QueryRow("PRAGMA " + pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("PRAGMA %s = %s, want %s", pragma, got, want)
+		}
+	}
+}
