@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"io"
 	"log/slog"
 	"net"
@@ -14,13 +13,16 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/internal/fsyncbench"
 	"github.com/livecore/livecore/internal/loadgen"
 	"github.com/livecore/livecore/internal/stack"
@@ -124,26 +126,31 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 		payment = `,"payment":{"method":"card","card_token":"tok_visa_approve"}`
 	}
 	body := []byte(`{"customer_id":"cus_bench","currency":"USD","items":[{"sku":"TSHIRT-RED-M","quantity":1,"unit_price":{"amount":"19.99","currency":"USD"}},{"sku":"MUG-01","quantity":2,"unit_price":{"amount":"12.50","currency":"USD"}}]` + payment + `}`)
-	var seq struct {
-		sync.Mutex
-		n int
-	}
-	client := loadgen.NewClient() // one pool of connections for every run
+	var seq atomic.Int64
+	client := loadgen.NewClient() // one pool of connections for every run (https targets)
 	defer client.CloseIdleConnections()
 	cfg := loadgen.Config{Client: client, Request: func(ctx context.Context, _ int) (*http.Request, error) {
-		seq.Lock()
-		seq.n++
-		n := seq.n
-		seq.Unlock()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/orders", bytes.NewReader(body))
 		if err != nil {
 			return nil, err
 		}
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d-%d", run, n))
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d-%d", run, seq.Add(1)))
 		return req, nil
 	}}
+	if addr, ok := strings.CutPrefix(base, "http://"); ok && !strings.Contains(addr, "/") {
+		// Plain HTTP: pre-rendered requests over the generator's own
+		// keep-alive connections (loadgen.Raw), so that the generator
+		// leaves the server under test more of the machine.
+		head := fmt.Appendf(nil, "POST /v1/orders HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nIdempotency-Key: bench-%d-", addr, key, len(body), run)
+		cfg.Raw = &loadgen.Raw{Addr: addr, Build: func(_ int, dst []byte) []byte {
+			dst = append(dst, head...)
+			dst = strconv.AppendInt(dst, seq.Add(1), 10)
+			dst = append(dst, "\r\n\r\n"...)
+			return append(dst, body...)
+		}}
+	}
 
 	fmt.Fprintf(out, "livecore bench api: POST /v1/orders, open loop, %d CPUs, target %s (sagas %v, kafka %v, payment %v)\n",
 		runtime.NumCPU(), base, c.sagas || c.url != "", c.kafka || c.url != "", c.payment)
@@ -202,7 +209,7 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	}
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request, Client: client})
+	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request, Client: client, Raw: cfg.Raw})
 	if err != nil {
 		return err
 	}

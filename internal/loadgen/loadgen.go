@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,11 +34,14 @@ type Config struct {
 	// MaxInFlight bounds outstanding requests; an arrival past it is
 	// counted as Dropped, not sent (default 4096).
 	MaxInFlight int
-	// Request builds each request (required). A 2xx answer counts as
-	// accepted.
+	// Request builds each request (required unless Raw is set). A 2xx
+	// answer counts as accepted.
 	Request Request
 	// Client sends them (default NewClient()).
 	Client *http.Client
+	// Raw, if set, sends pre-rendered requests instead of Request, over
+	// connections of its own (see Raw).
+	Raw *Raw
 }
 
 // MaxConns bounds the connections NewClient's client opens. Requests past
@@ -97,18 +99,38 @@ func (r Result) Quantile(q float64) time.Duration {
 // Run sends requests at cfg.Rate for cfg.Duration and waits for every
 // answer.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Request == nil {
-		return Result{}, errors.New("loadgen: Rate, Duration and Request are required")
+	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Request == nil && cfg.Raw == nil {
+		return Result{}, errNoSender
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 4096
 	}
-	if cfg.Client == nil {
+	var send func(ctx context.Context, i int) (int, error)
+	if cfg.Raw != nil {
+		pool := newRawPool(*cfg.Raw)
+		defer pool.close()
+		send = pool.do
+	} else if cfg.Client == nil {
 		// A client of its own: its connections go with the run (runs
 		// that each left 1,024 idle connections behind would run the
 		// process out of file descriptors).
 		cfg.Client = NewClient()
 		defer cfg.Client.CloseIdleConnections()
+	}
+	if send == nil {
+		send = func(ctx context.Context, i int) (int, error) {
+			req, err := cfg.Request(ctx, i)
+			if err != nil {
+				return 0, err
+			}
+			resp, err := cfg.Client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
 	}
 	n := int(cfg.Rate * cfg.Duration.Seconds())
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
@@ -166,19 +188,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		go func(i int, intended time.Time) {
 			defer wg.Done()
 			defer inFlight.Add(-1)
-			req, err := cfg.Request(ctx, i)
-			if err != nil {
-				record(intended, 0, err)
-				return
-			}
-			resp, err := cfg.Client.Do(req)
-			if err != nil {
-				record(intended, 0, err)
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			record(intended, resp.StatusCode, nil)
+			status, err := send(ctx, i)
+			record(intended, status, err)
 		}(i, intended)
 	}
 	wg.Wait()

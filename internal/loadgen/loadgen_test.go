@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +15,12 @@ import (
 // only in the one it held (a closed-loop client would send nothing while
 // waiting and report one slow request).
 func TestNoCoordinatedOmission(t *testing.T) {
+	for _, sender := range []string{"client", "raw"} {
+		t.Run(sender, func(t *testing.T) { noCoordinatedOmission(t, sender) })
+	}
+}
+
+func noCoordinatedOmission(t *testing.T, sender string) {
 	var n atomic.Int64
 	stall := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -26,12 +33,16 @@ func TestNoCoordinatedOmission(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	}))
 	defer srv.Close()
-	res, err := Run(context.Background(), Config{
-		Rate: 200, Duration: time.Second,
-		Request: func(ctx context.Context, _ int) (*http.Request, error) {
+	cfg := Config{Rate: 200, Duration: time.Second}
+	if sender == "raw" {
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		cfg.Raw = &Raw{Addr: addr, Build: rawPost(addr)}
+	} else {
+		cfg.Request = func(ctx context.Context, _ int) (*http.Request, error) {
 			return http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, nil)
-		},
-	})
+		}
+	}
+	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
