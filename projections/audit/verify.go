@@ -220,8 +220,9 @@ type batch struct {
 	err   error
 }
 
-func (b *batch) reset(from uint64) {
-	b.from, b.evs, b.names, b.err = from, b.evs[:0], b.names[:0], nil
+// reset empties b for n events from position from.
+func (b *batch) reset(from uint64, n int) {
+	b.from, b.evs, b.names, b.err = from, slices.Grow(b.evs[:0], n), b.names[:0], nil
 }
 
 // add checks e's hashes and appends what linking needs.
@@ -398,7 +399,7 @@ func (v *verifier) run(ctx context.Context) error {
 				}
 				from := v.rep.From + k*size
 				n := min(size, v.rep.To-from+1)
-				b.reset(from)
+				b.reset(from, int(n))
 				if v.scanner != nil {
 					b.err = v.scanner.ScanAll(ctx, from, int(n), func(e *event.Envelope) error {
 						b.add(&h, e)
@@ -484,7 +485,7 @@ func (v *verifier) anchorGlobal(ctx context.Context) error {
 
 // hashAll checks the hashes of evs into b, on up to len(hs) goroutines.
 func hashAll(hs []hasher, b *batch, evs []event.Envelope) {
-	b.evs = slices.Grow(b.evs[:0], len(evs))[:len(evs)]
+	b.evs = slices.Grow(b.evs, len(evs))[:len(evs)]
 	w := min(len(hs), max(1, len(evs)/256))
 	per := (len(evs) + w - 1) / w
 	var wg sync.WaitGroup
@@ -604,7 +605,7 @@ func (v *verifier) locateCorrupt(ctx context.Context, from, n uint64, cause erro
 		}
 		// A readable event before the damage is checked as usual, so an
 		// earlier chain problem is still found first.
-		b.reset(p)
+		b.reset(p, 1)
 		hashAll(hs, &b, evs)
 		if err := v.link(ctx, &b); err != nil || v.problem != nil {
 			return err
