@@ -52,3 +52,16 @@ func global(prev event.Hash, position uint64, streamHash event.Hash) event.Hash 
 	copy(b[57:], streamHash[:])
 	return sha256.Sum256(b[:])
 }
+
+// check recomputes e's hashes into c, with everything else linking needs
+// but the stream ID.
+func (h *hasher) check(c *checked, e *event.Envelope) {
+	*c = checked{position: e.Position, version: e.Version, prevHash: e.PrevHash, hash: e.Hash,
+		prevGlobal: e.PrevGlobalHash, global: e.GlobalHash}
+	if h.stream(e.PrevHash, e) != e.Hash {
+		c.flags |= badStream
+	}
+	if global(e.PrevGlobalHash, e.Position, e.Hash) != e.GlobalHash {
+		c.flags |= badGlobal
+	}
+}

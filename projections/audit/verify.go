@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/livecore/livecore/domain/event"
 )
@@ -18,6 +20,19 @@ import (
 type Source interface {
 	event.AllReader
 	event.HeadReader
+}
+
+// Scanner is what a Source implements to be read without a slice of
+// envelopes (the Pebble store does); Verify uses it when present, decoding
+// and hashing each event where it is read and keeping only what linking
+// needs.
+type Scanner interface {
+	// ScanAll calls fn with each event of $all from fromPosition on, in
+	// position order, up to limit events (0: to the head), checked as
+	// ReadAll checks them: a damaged or missing record is
+	// event.ErrCorrupt. The envelope and everything it points to are only
+	// valid during the call. fn's error stops the scan and is returned.
+	ScanAll(ctx context.Context, fromPosition uint64, limit int, fn func(e *event.Envelope) error) error
 }
 
 // Checkpoint is a trusted head: the global hash of the event at Position,
@@ -131,7 +146,9 @@ type VerifyOptions struct {
 	BatchSize int
 	// Workers hash in parallel (default GOMAXPROCS).
 	Workers int
-	// Readers read batches in parallel (default 2; 1 on one CPU).
+	// Readers read batches in parallel (default 2; 1 on one CPU). From a
+	// Scanner, each reader also hashes what it reads, and the default is
+	// Workers.
 	Readers int
 	// Progress, if set, is called after every batch (for a progress bar).
 	Progress func(Progress)
@@ -183,6 +200,53 @@ const (
 	badGlobal                   // GlobalChainHash(PrevGlobalHash, Position, Hash) != GlobalHash
 )
 
+// checked is what linking needs of one event, its hashes recomputed. It
+// holds no pointers (the stream ID is a span of its batch's names), so
+// batches cost the garbage collector nothing.
+type checked struct {
+	position, version  uint64
+	prevHash, hash     event.Hash
+	prevGlobal, global event.Hash
+	name               [2]int // the stream ID is names[name[0]:name[1]]
+	flags              uint8
+}
+
+// batch is one chunk of the range, checked and ready to link. Batches are
+// reused: strings from stream are only valid until the batch is.
+type batch struct {
+	from  uint64
+	evs   []checked
+	names []byte
+	err   error
+}
+
+// reset empties b for n events from position from.
+func (b *batch) reset(from uint64, n int) {
+	b.from, b.evs, b.names, b.err = from, slices.Grow(b.evs[:0], n), b.names[:0], nil
+}
+
+// add checks e's hashes and appends what linking needs.
+func (b *batch) add(h *hasher, e *event.Envelope) {
+	b.evs = append(b.evs, checked{})
+	h.check(&b.evs[len(b.evs)-1], e)
+	b.name(len(b.evs)-1, e.StreamID)
+}
+
+// name stores evs[i]'s stream ID.
+func (b *batch) name(i int, stream string) {
+	n := len(b.names)
+	b.names = append(b.names, stream...)
+	b.evs[i].name = [2]int{n, len(b.names)}
+}
+
+// stream is c's stream ID, pointing into b.names: clone it to keep it.
+func (b *batch) stream(c *checked) string {
+	if c.name[0] == c.name[1] {
+		return ""
+	}
+	return unsafe.String(&b.names[c.name[0]], c.name[1]-c.name[0])
+}
+
 // Verify recomputes the per-stream and the global hash chains over a range
 // of $all and reports the first bad position: an edited payload or
 // metadata, a deleted, inserted or reordered event, a record the store
@@ -190,9 +254,11 @@ const (
 // truncated tail or rewritten prefix against opts.Trusted checkpoints.
 //
 // The error is for failures to run (ctx done, store closed), never for
-// what was found; a found problem is Report.Problem. Hashing runs on
-// opts.Workers goroutines beside one reader; the hot loop does not
-// allocate (see hasher). Verify holds one small entry per stream in memory.
+// what was found; a found problem is Report.Problem. Readers read chunks
+// in parallel and hash them (on opts.Workers goroutines each, or as they
+// scan a Scanner) while this goroutine links them in position order;
+// nothing is allocated per event (see hasher and checked). Verify holds
+// one small entry per stream in memory.
 func Verify(ctx context.Context, src Source, opts VerifyOptions) (rep Report, err error) {
 	start, cpu0 := time.Now(), cpuTime()
 	if opts.BatchSize <= 0 {
@@ -201,8 +267,12 @@ func Verify(ctx context.Context, src Source, opts VerifyOptions) (rep Report, er
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	scanner, _ := src.(Scanner)
 	if opts.Readers <= 0 {
 		opts.Readers = min(2, runtime.GOMAXPROCS(0))
+		if scanner != nil {
+			opts.Readers = opts.Workers
+		}
 	}
 	head, err := src.Head(ctx)
 	if err != nil {
@@ -212,7 +282,7 @@ func Verify(ctx context.Context, src Source, opts VerifyOptions) (rep Report, er
 	if rep.To == 0 || rep.To > head {
 		rep.To = head
 	}
-	v := &verifier{src: src, opts: opts, rep: &rep, streams: map[string]link{}}
+	v := &verifier{src: src, scanner: scanner, opts: opts, rep: &rep, index: map[string]uint32{}}
 	defer func() {
 		rep.Elapsed, rep.CPU = time.Since(start), cpuTime()-cpu0
 	}()
@@ -247,7 +317,7 @@ func Verify(ctx context.Context, src Source, opts VerifyOptions) (rep Report, er
 			rep.Problem = p
 		}
 	}
-	rep.Streams = len(v.streams)
+	rep.Streams = len(v.index)
 	if rep.Problem == nil && rep.To > 0 {
 		rep.Last = Checkpoint{Position: rep.To, GlobalHash: v.prevGlobal}
 	}
@@ -256,15 +326,19 @@ func Verify(ctx context.Context, src Source, opts VerifyOptions) (rep Report, er
 
 type verifier struct {
 	src     Source
+	scanner Scanner // src, if it is one
 	opts    VerifyOptions
 	rep     *Report
-	streams map[string]link
 	problem *Problem
+
+	// The last link of every stream seen: index maps the stream ID to
+	// its entry in links. Entries are updated in place, so a key is
+	// stored once, as a copy (IDs from a batch point into reused memory).
+	index map[string]uint32
+	links []link
 
 	prevPos    uint64
 	prevGlobal event.Hash
-	hashers    []hasher
-	flags      []uint8
 }
 
 // checkTrusted compares a trusted checkpoint with the store.
@@ -293,14 +367,8 @@ func (v *verifier) checkTrusted(ctx context.Context, cp Checkpoint) (*Problem, e
 	return nil, nil
 }
 
-type readBatch struct {
-	from uint64
-	evs  []event.Envelope
-	err  error
-}
-
-// run reads the range in batches on one goroutine while this one hashes
-// (in parallel) and checks the links of the previous batch.
+// run reads and hashes the range in chunks on opts.Readers goroutines
+// while this one links the chunks in position order.
 func (v *verifier) run(ctx context.Context) error {
 	if err := v.anchorGlobal(ctx); err != nil || v.problem != nil {
 		return err
@@ -309,50 +377,61 @@ func (v *verifier) run(ctx context.Context) error {
 	defer cancel()
 	// Readers take turns: chunk k (BatchSize positions) is read by reader
 	// k mod Readers and handed over on that reader's channel, so chunks
-	// arrive in position order while several are read at once.
+	// are linked in position order while several are read at once.
+	// Linked batches go back to free for reuse.
 	size := uint64(v.opts.BatchSize)
 	chunks := (v.rep.To-v.rep.From)/size + 1
 	readers := uint64(max(1, v.opts.Readers))
-	chans := make([]chan readBatch, readers)
+	chans := make([]chan *batch, readers)
+	free := make(chan *batch, 2*readers+1)
 	for i := range chans {
-		chans[i] = make(chan readBatch, 1)
+		chans[i] = make(chan *batch, 1)
 		go func(i uint64) {
 			defer close(chans[i])
+			var h hasher
+			hs := make([]hasher, v.opts.Workers)
 			for k := i; k < chunks; k += readers {
+				var b *batch
+				select {
+				case b = <-free:
+				default:
+					b = new(batch)
+				}
 				from := v.rep.From + k*size
 				n := min(size, v.rep.To-from+1)
-				evs, err := v.src.ReadAll(ctx, from, int(n))
+				b.reset(from, int(n))
+				if v.scanner != nil {
+					b.err = v.scanner.ScanAll(ctx, from, int(n), func(e *event.Envelope) error {
+						b.add(&h, e)
+						return nil
+					})
+				} else {
+					var evs []event.Envelope
+					if evs, b.err = v.src.ReadAll(ctx, from, int(n)); b.err == nil {
+						hashAll(hs, b, evs)
+					}
+				}
+				// b belongs to the linker once sent.
+				last := b.err != nil || uint64(len(b.evs)) < n
 				select {
-				case chans[i] <- readBatch{from: from, evs: evs, err: err}:
+				case chans[i] <- b:
 				case <-ctx.Done():
 					return
 				}
-				if err != nil || uint64(len(evs)) < n {
+				if last {
 					return
 				}
 			}
 		}(uint64(i))
 	}
-	batches := make(chan readBatch)
-	go func() {
-		defer close(batches)
-		for k := uint64(0); k < chunks; k++ {
-			b, ok := <-chans[k%readers]
-			if !ok {
-				return
-			}
-			select {
-			case batches <- b:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	v.hashers = make([]hasher, v.opts.Workers)
 	total := v.rep.To - v.rep.From + 1
 	start := time.Now()
 	next := v.rep.From
-	for b := range batches {
+	for k := uint64(0); k < chunks; k++ {
+		b, ok := <-chans[k%readers]
+		if !ok {
+			break // the reader stopped after a short or failed chunk
+		}
 		if b.err != nil {
 			if errors.Is(b.err, event.ErrCorrupt) {
 				return v.locateCorrupt(ctx, b.from, min(uint64(v.opts.BatchSize), v.rep.To-b.from+1), b.err)
@@ -363,17 +442,20 @@ func (v *verifier) run(ctx context.Context) error {
 			v.problem = &Problem{Position: next, Kind: KindTruncated, Reason: fmt.Sprintf("the log ends at %d, before the head %d it reported", next-1, v.rep.To)}
 			return nil
 		}
-		v.hash(b.evs)
-		if err := v.link(ctx, b.evs); err != nil || v.problem != nil {
+		if err := v.link(ctx, b); err != nil || v.problem != nil {
 			return err
 		}
-		next = b.evs[len(b.evs)-1].Position + 1
+		next = b.evs[len(b.evs)-1].position + 1
 		if v.opts.Progress != nil {
 			v.opts.Progress(Progress{Done: v.rep.Events, Total: total, Position: next - 1, Elapsed: time.Since(start)})
 		}
 		if next <= v.rep.To && uint64(len(b.evs)) < min(uint64(v.opts.BatchSize), v.rep.To-b.from+1) {
 			v.problem = &Problem{Position: next, Kind: KindTruncated, Reason: fmt.Sprintf("the log ends at %d, before the head %d it reported", next-1, v.rep.To)}
 			return nil
+		}
+		select {
+		case free <- b:
+		default:
 		}
 	}
 	return ctx.Err()
@@ -401,120 +483,104 @@ func (v *verifier) anchorGlobal(ctx context.Context) error {
 	return nil
 }
 
-// hash recomputes both hashes of every event of evs in parallel and
-// records mismatches in v.flags.
-func (v *verifier) hash(evs []event.Envelope) {
-	if cap(v.flags) < len(evs) {
-		v.flags = make([]uint8, len(evs))
-	}
-	v.flags = v.flags[:len(evs)]
-	w := min(len(v.hashers), max(1, len(evs)/256))
-	if w == 1 {
-		v.hashRange(&v.hashers[0], evs, v.flags)
-		return
-	}
-	var wg sync.WaitGroup
+// hashAll checks the hashes of evs into b, on up to len(hs) goroutines.
+func hashAll(hs []hasher, b *batch, evs []event.Envelope) {
+	b.evs = slices.Grow(b.evs, len(evs))[:len(evs)]
+	w := min(len(hs), max(1, len(evs)/256))
 	per := (len(evs) + w - 1) / w
+	var wg sync.WaitGroup
 	for i := range w {
 		lo, hi := i*per, min((i+1)*per, len(evs))
 		if lo >= hi {
 			break
 		}
-		wg.Add(1)
-		go func(h *hasher) {
-			defer wg.Done()
-			v.hashRange(h, evs[lo:hi], v.flags[lo:hi])
-		}(&v.hashers[i])
+		wg.Go(func() {
+			for j := lo; j < hi; j++ {
+				hs[i].check(&b.evs[j], &evs[j])
+			}
+		})
 	}
 	wg.Wait()
-}
-
-func (v *verifier) hashRange(h *hasher, evs []event.Envelope, flags []uint8) {
-	for i := range evs {
-		e := &evs[i]
-		var f uint8
-		if h.stream(e.PrevHash, e) != e.Hash {
-			f |= badStream
-		}
-		if global(e.PrevGlobalHash, e.Position, e.Hash) != e.GlobalHash {
-			f |= badGlobal
-		}
-		flags[i] = f
+	for j := range evs {
+		b.name(j, evs[j].StreamID)
 	}
 }
 
-// link checks, in position order, what the workers could not: that each
+// link checks, in position order, what the readers could not: that each
 // event follows its predecessor in $all and in its stream.
-func (v *verifier) link(ctx context.Context, evs []event.Envelope) error {
-	for i := range evs {
-		e := &evs[i]
-		bad := func(k ProblemKind, format string, args ...any) error {
-			v.problem = &Problem{Position: e.Position, Stream: e.StreamID, Version: e.Version, Kind: k, Reason: fmt.Sprintf(format, args...)}
-			return nil
-		}
+func (v *verifier) link(ctx context.Context, b *batch) error {
+	for i := range b.evs {
+		c := &b.evs[i]
+		stream := b.stream(c)
 		switch want := v.prevPos + 1; {
-		case e.Position > want:
-			v.problem = &Problem{Position: want, Kind: KindMissing, Reason: fmt.Sprintf("position %d is followed by %d", v.prevPos, e.Position)}
+		case c.position > want:
+			v.problem = &Problem{Position: want, Kind: KindMissing, Reason: fmt.Sprintf("position %d is followed by %d", v.prevPos, c.position)}
 			return nil
-		case e.Position < want:
-			return bad(KindReordered, "position %d follows %d", e.Position, v.prevPos)
+		case c.position < want:
+			return v.bad(c, stream, KindReordered, "position %d follows %d", c.position, v.prevPos)
 		}
-		prev, seen := v.streams[e.StreamID]
-		if !seen && e.Version > 1 && v.rep.From > 1 {
+		var prev link
+		at, seen := v.index[stream]
+		if seen {
+			prev = v.links[at]
+		} else if c.version > 1 && v.rep.From > 1 {
 			if v.opts.Streams == nil {
 				// Unanchored: take the recorded link as the predecessor.
-				prev = link{version: e.Version - 1, hash: e.PrevHash}
+				prev = link{version: c.version - 1, hash: c.prevHash}
 				v.rep.Unanchored++
 			} else {
 				var err error
-				if prev, err = v.anchorStream(ctx, e); err != nil || v.problem != nil {
+				if prev, err = v.anchorStream(ctx, c, stream); err != nil || v.problem != nil {
 					return err
 				}
 			}
 		}
 		switch {
-		case e.Version == prev.version+1:
-		case e.Version > prev.version+1:
-			return bad(KindMissing, "stream version %d follows %d", e.Version, prev.version)
+		case c.version == prev.version+1:
+		case c.version > prev.version+1:
+			return v.bad(c, stream, KindMissing, "stream version %d follows %d", c.version, prev.version)
 		default:
-			return bad(KindReordered, "stream version %d follows %d", e.Version, prev.version)
+			return v.bad(c, stream, KindReordered, "stream version %d follows %d", c.version, prev.version)
 		}
 		switch {
-		case e.PrevHash != prev.hash:
-			return bad(KindBrokenLink, "recorded previous stream hash %s is not the hash %s of %s v%d", short(e.PrevHash), short(prev.hash), e.StreamID, prev.version)
-		case v.flags[i]&badStream != 0:
-			return bad(KindEdited, "content does not match its hash %s", short(e.Hash))
-		case e.PrevGlobalHash != v.prevGlobal:
-			return bad(KindBrokenLink, "recorded previous global hash %s is not the global hash %s of position %d", short(e.PrevGlobalHash), short(v.prevGlobal), v.prevPos)
-		case v.flags[i]&badGlobal != 0:
-			return bad(KindEdited, "global hash %s does not match its position and stream hash", short(e.GlobalHash))
+		case c.prevHash != prev.hash:
+			return v.bad(c, stream, KindBrokenLink, "recorded previous stream hash %s is not the hash %s of %s v%d", short(c.prevHash), short(prev.hash), stream, prev.version)
+		case c.flags&badStream != 0:
+			return v.bad(c, stream, KindEdited, "content does not match its hash %s", short(c.hash))
+		case c.prevGlobal != v.prevGlobal:
+			return v.bad(c, stream, KindBrokenLink, "recorded previous global hash %s is not the global hash %s of position %d", short(c.prevGlobal), short(v.prevGlobal), v.prevPos)
+		case c.flags&badGlobal != 0:
+			return v.bad(c, stream, KindEdited, "global hash %s does not match its position and stream hash", short(c.global))
 		}
 		if seen {
-			v.streams[e.StreamID] = link{version: e.Version, hash: e.Hash}
+			v.links[at] = link{version: c.version, hash: c.hash}
 		} else {
-			// A copy: the envelope's strings may share one allocation
-			// with its payload, which the map must not keep alive.
-			v.streams[strings.Clone(e.StreamID)] = link{version: e.Version, hash: e.Hash}
+			v.index[strings.Clone(stream)] = uint32(len(v.links))
+			v.links = append(v.links, link{version: c.version, hash: c.hash})
 		}
-		v.prevPos, v.prevGlobal = e.Position, e.GlobalHash
+		v.prevPos, v.prevGlobal = c.position, c.global
 		v.rep.Events++
 	}
 	return nil
 }
 
-// anchorStream reads the predecessor of e in its stream when the range
+// bad records the problem found at c.
+func (v *verifier) bad(c *checked, stream string, k ProblemKind, format string, args ...any) error {
+	v.problem = &Problem{Position: c.position, Stream: strings.Clone(stream), Version: c.version, Kind: k, Reason: fmt.Sprintf(format, args...)}
+	return nil
+}
+
+// anchorStream reads the predecessor of c in its stream when the range
 // starts after position 1. A missing predecessor yields the zero link, so
 // the caller reports the gap.
-func (v *verifier) anchorStream(ctx context.Context, e *event.Envelope) (link, error) {
-	evs, err := v.opts.Streams.ReadStream(ctx, e.StreamID, e.Version-1, 1)
+func (v *verifier) anchorStream(ctx context.Context, c *checked, stream string) (link, error) {
+	evs, err := v.opts.Streams.ReadStream(ctx, stream, c.version-1, 1)
 	switch {
 	case errors.Is(err, event.ErrCorrupt):
-		v.problem = &Problem{Position: e.Position, Stream: e.StreamID, Version: e.Version, Kind: KindCorrupt,
-			Reason: fmt.Sprintf("its predecessor %s v%d cannot be read: %v", e.StreamID, e.Version-1, err)}
-		return link{}, nil
+		return link{}, v.bad(c, stream, KindCorrupt, "its predecessor %s v%d cannot be read: %v", stream, c.version-1, err)
 	case err != nil:
-		return link{}, fmt.Errorf("verify: anchor %s v%d: %w", e.StreamID, e.Version-1, err)
-	case len(evs) != 1 || evs[0].Version != e.Version-1:
+		return link{}, fmt.Errorf("verify: anchor %s v%d: %w", stream, c.version-1, err)
+	case len(evs) != 1 || evs[0].Version != c.version-1:
 		return link{}, nil
 	}
 	return link{version: evs[0].Version, hash: evs[0].Hash}, nil
@@ -523,6 +589,8 @@ func (v *verifier) anchorStream(ctx context.Context, e *event.Envelope) (link, e
 // locateCorrupt finds the first position of [from, from+n) that the store
 // refuses to serve, reading one event at a time.
 func (v *verifier) locateCorrupt(ctx context.Context, from, n uint64, cause error) error {
+	hs := make([]hasher, 1)
+	var b batch
 	for p := from; p < from+n; p++ {
 		evs, err := v.src.ReadAll(ctx, p, 1)
 		switch {
@@ -537,8 +605,9 @@ func (v *verifier) locateCorrupt(ctx context.Context, from, n uint64, cause erro
 		}
 		// A readable event before the damage is checked as usual, so an
 		// earlier chain problem is still found first.
-		v.hash(evs)
-		if err := v.link(ctx, evs); err != nil || v.problem != nil {
+		b.reset(p, 1)
+		hashAll(hs, &b, evs)
+		if err := v.link(ctx, &b); err != nil || v.problem != nil {
 			return err
 		}
 	}

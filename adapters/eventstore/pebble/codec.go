@@ -125,58 +125,62 @@ func appendRecord(dst, key []byte, e *event.Envelope) []byte {
 
 const fixedLen = 3*8 + 4*32
 
-// decodeRecord checks the record stored under key and decodes it into e,
-// overwriting it. The envelope never aliases val: its string fields and
-// Data share one new allocation.
-func decodeRecord(e *event.Envelope, key, val []byte) error {
+// recordLayout locates the fields of a checked record's payload.
+type recordLayout struct {
+	spans  [8][2]int // string i is payload[spans[i][0]:spans[i][1]]
+	strEnd int       // the strings end here
+	sv     int       // SchemaVersion
+	fixed  int       // the fixed fields start here; Data follows them
+}
+
+// parseRecord checks the record stored under key and returns its payload
+// and where its fields are.
+func parseRecord(key, val []byte) ([]byte, recordLayout, error) {
+	var r recordLayout
 	payload, err := unseal(key, val)
 	if err != nil {
-		return err
+		return nil, r, err
 	}
 	corrupt := func(what string) error {
 		return fmt.Errorf("%w: key %q: %s", event.ErrCorrupt, key, what)
 	}
 	if len(payload) == 0 || payload[0] != recordFormat {
-		return corrupt("unknown record format")
+		return nil, r, corrupt("unknown record format")
 	}
-	var spans [8][2]int // string i is payload[spans[i][0]:spans[i][1]]
 	off := 1
-	for i := range spans {
+	for i := range r.spans {
 		n, w := binary.Uvarint(payload[off:])
 		if w <= 0 || n > uint64(len(payload)-off-w) {
-			return corrupt("bad string length")
+			return nil, r, corrupt("bad string length")
 		}
 		off += w
-		spans[i] = [2]int{off, off + int(n)}
+		r.spans[i] = [2]int{off, off + int(n)}
 		off += int(n)
 	}
-	strEnd := off
+	r.strEnd = off
 	sv, w := binary.Uvarint(payload[off:])
 	if w <= 0 || sv > 1<<31 || len(payload)-off-w < fixedLen {
-		return corrupt("truncated")
+		return nil, r, corrupt("truncated")
 	}
-	off += w
-	fixed := payload[off : off+fixedLen]
-	data := payload[off+fixedLen:]
+	r.sv, r.fixed = int(sv), off+w
+	return payload, r, nil
+}
 
-	// One allocation holds payload[:strEnd] (the string fields) followed by
-	// Data. The strings point into the first part, which nothing else
-	// references or writes; Data is capped to the second part, so a
-	// caller's append to Data cannot reach the strings.
-	own := make([]byte, strEnd+len(data))
-	copy(own, payload[:strEnd])
-	copy(own[strEnd:], data)
+// envelope overwrites e with the record: the fixed fields from payload,
+// the strings from strs (laid out as payload[:r.strEnd]), Data as given.
+func (r *recordLayout) envelope(e *event.Envelope, payload, strs, data []byte) {
 	str := func(i int) string {
-		if spans[i][0] == spans[i][1] {
+		if r.spans[i][0] == r.spans[i][1] {
 			return ""
 		}
-		return unsafe.String(&own[spans[i][0]], spans[i][1]-spans[i][0])
+		return unsafe.String(&strs[r.spans[i][0]], r.spans[i][1]-r.spans[i][0])
 	}
+	fixed := payload[r.fixed : r.fixed+fixedLen]
 	*e = event.Envelope{
 		ID:            str(0),
 		StreamID:      str(1),
 		Type:          str(2),
-		SchemaVersion: int(sv),
+		SchemaVersion: r.sv,
 		Metadata: event.Metadata{
 			Tenant:        str(3),
 			CorrelationID: str(4),
@@ -187,12 +191,46 @@ func decodeRecord(e *event.Envelope, key, val []byte) error {
 		RecordedAt: time.Unix(0, int64(binary.BigEndian.Uint64(fixed[0:8]))).UTC(),
 		Version:    binary.BigEndian.Uint64(fixed[8:16]),
 		Position:   binary.BigEndian.Uint64(fixed[16:24]),
-		Data:       own[strEnd:len(own):len(own)],
+		Data:       data,
 	}
 	copy(e.PrevHash[:], fixed[24:56])
 	copy(e.Hash[:], fixed[56:88])
 	copy(e.PrevGlobalHash[:], fixed[88:120])
 	copy(e.GlobalHash[:], fixed[120:152])
+}
+
+// decodeRecord checks the record stored under key and decodes it into e,
+// overwriting it. The envelope never aliases val: its string fields and
+// Data share one new allocation.
+func decodeRecord(e *event.Envelope, key, val []byte) error {
+	payload, r, err := parseRecord(key, val)
+	if err != nil {
+		return err
+	}
+	data := payload[r.fixed+fixedLen:]
+	// One allocation holds payload[:strEnd] (the string fields) followed by
+	// Data. The strings point into the first part, which nothing else
+	// references or writes; Data is capped to the second part, so a
+	// caller's append to Data cannot reach the strings.
+	own := make([]byte, r.strEnd+len(data))
+	copy(own, payload[:r.strEnd])
+	copy(own[r.strEnd:], data)
+	r.envelope(e, payload, own, own[r.strEnd:len(own):len(own)])
+	return nil
+}
+
+// decodeRecordInto is decodeRecord into a reused buffer: it copies the
+// payload into *buf (growing it if needed) and points e's strings and Data
+// there, so decoding allocates nothing once *buf is large enough. e is
+// valid until *buf is reused.
+func decodeRecordInto(e *event.Envelope, buf *[]byte, key, val []byte) error {
+	payload, r, err := parseRecord(key, val)
+	if err != nil {
+		return err
+	}
+	b := append((*buf)[:0], payload...)
+	*buf = b
+	r.envelope(e, b, b, b[r.fixed+fixedLen:len(b):len(b)])
 	return nil
 }
 

@@ -127,7 +127,48 @@ func (s *Store) ReadStream(ctx context.Context, stream string, fromVersion uint6
 // ctx's error.
 func (s *Store) ReadAll(ctx context.Context, fromPosition uint64, limit int) ([]event.Envelope, error) {
 	var out []event.Envelope
-	err := s.reading(ctx, func() error {
+	err := s.scanAll(ctx, fromPosition, limit, func(n uint64) {
+		out = make([]event.Envelope, 0, min(n, 1<<16))
+	}, func(key, val []byte) (*event.Envelope, error) {
+		out = append(out, event.Envelope{})
+		e := &out[len(out)-1]
+		return e, decodeRecord(e, key, val)
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read $all from %d: %w", fromPosition, err)
+	}
+	return out, nil
+}
+
+// ScanAll is ReadAll without building a slice of envelopes: it calls fn
+// with each event of $all from fromPosition on, in position order, up to
+// limit events (0: to the head), after the same checks as ReadAll. The
+// envelope, its strings and its Data are only valid during the call (the
+// next event reuses their memory), so fn copies what it keeps; scanning
+// allocates nothing per event. fn's error stops the scan and is returned
+// wrapped. Unlike ReadAll, events before a damaged or missing record have
+// already been handed to fn when ScanAll returns event.ErrCorrupt.
+// Errors otherwise as ReadAll's.
+func (s *Store) ScanAll(ctx context.Context, fromPosition uint64, limit int, fn func(e *event.Envelope) error) error {
+	var e event.Envelope
+	var buf []byte
+	err := s.scanAll(ctx, fromPosition, limit, nil, func(key, val []byte) (*event.Envelope, error) {
+		return &e, decodeRecordInto(&e, &buf, key, val)
+	}, fn)
+	if err != nil {
+		return fmt.Errorf("scan $all from %d: %w", fromPosition, err)
+	}
+	return nil
+}
+
+// scanAll iterates $all from fromPosition, up to limit events (0: to the
+// head): it calls start with the number of positions it will read, decode
+// for each record (which checks and decodes it), then fn, if set, with the
+// decoded envelope. It checks that the positions run without gaps and
+// that each record holds its key's position.
+func (s *Store) scanAll(ctx context.Context, fromPosition uint64, limit int, start func(n uint64),
+	decode func(key, val []byte) (*event.Envelope, error), fn func(*event.Envelope) error) error {
+	return s.reading(ctx, func() error {
 		from, to := max(fromPosition, 1), s.head.Load()
 		if from > to {
 			return nil
@@ -135,12 +176,14 @@ func (s *Store) ReadAll(ctx context.Context, fromPosition uint64, limit int) ([]
 		if limit > 0 && to-from >= uint64(limit) {
 			to = from + uint64(limit) - 1
 		}
+		if start != nil {
+			start(to - from + 1)
+		}
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(nil, from), UpperBound: eventKey(nil, to+1)})
 		if err != nil {
 			return err
 		}
 		defer it.Close()
-		out = make([]event.Envelope, 0, min(to-from+1, 1<<16))
 		want := from
 		for ok := it.First(); ok; ok = it.Next() {
 			if ctx.Err() != nil {
@@ -150,13 +193,17 @@ func (s *Store) ReadAll(ctx context.Context, fromPosition uint64, limit int) ([]
 			if len(key) != 9 || binary.BigEndian.Uint64(key[1:]) != want {
 				return fmt.Errorf("%w: $all: key %q where position %d belongs", event.ErrCorrupt, key, want)
 			}
-			out = append(out, event.Envelope{})
-			e := &out[len(out)-1]
-			if err := decodeRecord(e, key, it.Value()); err != nil {
+			e, err := decode(key, it.Value())
+			if err != nil {
 				return err
 			}
 			if e.Position != want {
 				return fmt.Errorf("%w: $all: record at %d says position %d", event.ErrCorrupt, want, e.Position)
+			}
+			if fn != nil {
+				if err := fn(e); err != nil {
+					return err
+				}
 			}
 			want++
 		}
@@ -168,10 +215,6 @@ func (s *Store) ReadAll(ctx context.Context, fromPosition uint64, limit int) ([]
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read $all from %d: %w", fromPosition, err)
-	}
-	return out, nil
 }
 
 // Head implements event.HeadReader: the position of the last acknowledged

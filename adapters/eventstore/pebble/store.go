@@ -37,6 +37,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/livecore/livecore/domain/event"
@@ -236,7 +237,20 @@ func Open(cfg Config) (*Store, error) {
 		Logger:             pebbleLogger{log: cfg.Logger, fail: s.fail},
 	}
 	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		l := &opts.Levels[i]
+		l.FilterPolicy = bloom.FilterPolicy(10)
+		// MinLZ where it decodes faster than Snappy (amd64), else Snappy.
+		l.Compression = func() *sstable.CompressionProfile { return sstable.FastestCompression }
+		if i > 0 {
+			// Below L0, 32 KiB data blocks: a scan of $all (audit
+			// verify, catch-up) reads, allocates and caches 8x fewer
+			// blocks per event, and they compress better; a point read
+			// that misses the block cache decompresses 32 KiB instead of
+			// 4. L0, the most recent data, keeps Pebble's 4 KiB. Tables
+			// written before keep their blocks until compactions
+			// rewrite them; every block says how it is compressed.
+			l.BlockSize = 32 << 10
+		}
 	}
 	if err := cfg.FS.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open event store %s: %w", cfg.Dir, err)
