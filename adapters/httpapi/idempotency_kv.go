@@ -42,9 +42,19 @@ func OpenLocalIdempotencyStore(db *sql.DB, dir string, log *slog.Logger) (*Local
 	cache := pebble.NewCache(8 << 20)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		Cache:              cache,
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             kvLogger{log},
+		Cache: cache,
+		// Records have random keys, so every flushed memtable overlaps
+		// the whole of the level below, and compacting it in rewrites
+		// that level. With Pebble's defaults (4 MiB memtables, a
+		// compaction per 4 L0 files) that took 11% of the CPU of a
+		// bench api run at 2,200 orders/s once the search had written
+		// ~300k records; larger memtables and L0 compactions that take
+		// 16 files at once: 2.6%, for ~24 MiB more memory at most.
+		MemTableSize:          16 << 20,
+		L0CompactionThreshold: 16,
+		L0StopWritesThreshold: 48,
+		FormatMajorVersion:    pebble.FormatNewest,
+		Logger:                kvLogger{log},
 		// Requests complete a few at a time; without a pause Pebble would
 		// sync nearly each on its own (an fsync costs far more system CPU
 		// than the write): at most one sync per millisecond.
