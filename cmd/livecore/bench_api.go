@@ -152,8 +152,8 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 		}}
 	}
 
-	fmt.Fprintf(out, "livecore bench api: POST /v1/orders, open loop, %d CPUs, target %s (sagas %v, kafka %v, payment %v)\n",
-		runtime.NumCPU(), base, c.sagas || c.url != "", c.kafka || c.url != "", c.payment)
+	fmt.Fprintf(out, "livecore bench api: POST /v1/orders, open loop, %d CPUs (GOMAXPROCS %d), target %s (sagas %v, kafka %v, payment %v)\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), base, c.sagas || c.url != "", c.kafka || c.url != "", c.payment)
 	maxRate := c.rate * 2
 	if c.rate == 0 {
 		fmt.Fprintln(out, "search (sustained: all accepted, none dropped, p99 <= "+c.maxP99.String()+"):")

@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
+
+// procsPerCPU is how many Ps main runs per CPU the runtime would use.
+const procsPerCPU = 2
 
 func main() {
 	// Pebble keeps its caches off the Go heap, so the heap is small and a
@@ -21,6 +25,16 @@ func main() {
 	// still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	// Two Ps per CPU: requests share the process with CPU-bound background
+	// work (read models, Pebble compactions, the Kafka bridge). With one P
+	// per CPU a request that wakes up waits for a running goroutine's time
+	// slice (up to 10 ms); with more threads than CPUs the kernel's
+	// scheduler interleaves them sooner. `bench api` at half load: p99
+	// 13-14 ms instead of 16-41 ms, for 1-4% more CPU per order.
+	// GOMAXPROCS in the environment still wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(procsPerCPU * runtime.GOMAXPROCS(0))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
