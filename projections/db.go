@@ -4,7 +4,10 @@
 // exactly once however often the projector is killed. The same SQL runs on
 // SQLite (embedded default, modernc.org/sqlite) and PostgreSQL/CockroachDB
 // (pgx): $n placeholders, INSERT ... ON CONFLICT, BIGINT and TEXT only, and
-// money as integer minor units (SQLite's NUMERIC is a float).
+// money as integer minor units (SQLite's NUMERIC is a float). Only the
+// batch writes and key reads of Save and Load differ: multi-row VALUES and
+// IN lists on SQLite, one unnest(...) and one = ANY(...) of array
+// parameters on PostgreSQL.
 package projections
 
 import (
