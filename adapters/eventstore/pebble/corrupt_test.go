@@ -54,7 +54,8 @@ func set(t *testing.T, db *pdb.DB, key, val []byte) {
 // TestCorruptRecordsAreNeverServed damages stored values the ways a disk
 // or a bug could (a flipped bit, a torn value, a record under the wrong
 // key, a bad index entry) and checks that every read touching them fails
-// with event.ErrCorrupt while the intact prefix is still served.
+// with event.ErrCorrupt (ScanAll after handing over the intact prefix)
+// while the intact prefix is still served.
 func TestCorruptRecordsAreNeverServed(t *testing.T) {
 	cases := []struct {
 		name string
@@ -120,6 +121,20 @@ func TestCorruptRecordsAreNeverServed(t *testing.T) {
 			})
 			if !errors.Is(err, event.ErrCorrupt) {
 				t.Fatalf("subscription over the damage: %v, want ErrCorrupt", err)
+			}
+			// ScanAll (audit verify's read) hands over the events before
+			// the damage, then fails.
+			scanned, serr := scan(t, s, 1, 0)
+			if !errors.Is(serr, event.ErrCorrupt) || len(scanned) != int(tc.bad-1) {
+				t.Fatalf("scan over the damage: %d events, %v; want the %d before it, ErrCorrupt", len(scanned), serr, tc.bad-1)
+			}
+			for i, e := range scanned {
+				if e.Position != uint64(i+1) {
+					t.Fatalf("scanned event %d has position %d", i, e.Position)
+				}
+			}
+			if got, serr := scan(t, s, tc.bad, 1); !errors.Is(serr, event.ErrCorrupt) || len(got) != 0 {
+				t.Fatalf("scan the damaged position: %d events, %v; want none, ErrCorrupt", len(got), serr)
 			}
 			t.Logf("damage at position %d: reads fail with %v", tc.bad, err)
 		})

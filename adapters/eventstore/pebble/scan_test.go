@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	pdb "github.com/cockroachdb/pebble/v2"
-
 	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/domain/event"
 )
@@ -82,76 +80,6 @@ func TestScanAllMatchesReadAll(t *testing.T) {
 				t.Fatalf("scan from %d limit %d, event %d:\n got  %+v\n want %+v", r.from, r.limit, i, got[i], want[i])
 			}
 		}
-	}
-}
-
-// TestScanAllReportsCorruptRecords: a damaged or missing record stops the
-// scan with event.ErrCorrupt after handing over the intact events before
-// it, never the damaged one or any after it.
-func TestScanAllReportsCorruptRecords(t *testing.T) {
-	cases := []struct {
-		name string
-		bad  uint64
-		edit func(t *testing.T, db *pdb.DB)
-	}{
-		{"flipped bit in data", 5, func(t *testing.T, db *pdb.DB) {
-			v := get(t, db, eventKey(5))
-			v[len(v)-10] ^= 0x01
-			set(t, db, eventKey(5), v)
-		}},
-		{"flipped bit in a hash", 4, func(t *testing.T, db *pdb.DB) {
-			v := get(t, db, eventKey(4))
-			v[len(v)-60] ^= 0x80
-			set(t, db, eventKey(4), v)
-		}},
-		{"torn record", 6, func(t *testing.T, db *pdb.DB) {
-			v := get(t, db, eventKey(6))
-			set(t, db, eventKey(6), v[:len(v)/2])
-		}},
-		{"record under the wrong key", 7, func(t *testing.T, db *pdb.DB) {
-			set(t, db, eventKey(7), get(t, db, eventKey(8)))
-		}},
-		{"empty record", 3, func(t *testing.T, db *pdb.DB) {
-			set(t, db, eventKey(3), nil)
-		}},
-		{"missing record", 5, func(t *testing.T, db *pdb.DB) {
-			if err := db.Delete(eventKey(5), pdb.Sync); err != nil {
-				t.Fatal(err)
-			}
-		}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s := open(t, pebble.Config{Dir: dir})
-			for i := range 5 {
-				if _, err := s.Append(t.Context(), "dmg-1", event.Any, proposed(tc.name+string(rune('a'+i)), 2)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			s.Close()
-			tamper(t, dir, func(db *pdb.DB) { tc.edit(t, db) })
-			s = open(t, pebble.Config{Dir: dir})
-
-			if got, err := scan(t, s, 1, int(tc.bad-1)); err != nil || len(got) != int(tc.bad-1) {
-				t.Fatalf("intact prefix: %d events, %v", len(got), err)
-			}
-			got, err := scan(t, s, 1, 0)
-			if !errors.Is(err, event.ErrCorrupt) {
-				t.Fatalf("scan over the damage: %v, want ErrCorrupt", err)
-			}
-			if len(got) != int(tc.bad-1) {
-				t.Fatalf("scan over the damage handed over %d events, want the %d before it", len(got), tc.bad-1)
-			}
-			for i, e := range got {
-				if e.Position != uint64(i+1) {
-					t.Fatalf("event %d has position %d", i, e.Position)
-				}
-			}
-			if got, err := scan(t, s, tc.bad, 1); !errors.Is(err, event.ErrCorrupt) || len(got) != 0 {
-				t.Fatalf("scan the damaged position: %d events, %v; want none, ErrCorrupt", len(got), err)
-			}
-		})
 	}
 }
 
