@@ -15,8 +15,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/cockroach-go/v2/crdb"
@@ -47,7 +49,14 @@ type DB struct {
 	// waiter): projections catching up then take turns and stay in step,
 	// so they share the batches they read and the events they decode.
 	turn chan struct{}
+	// retries counts transactions InTx tried again after a serialization
+	// failure (PostgreSQL).
+	retries atomic.Int64
 }
+
+// Retries is how many times InTx retried a transaction after a
+// serialization failure since the DB was opened.
+func (db *DB) Retries() int64 { return db.retries.Load() }
 
 // OpenSQLite opens (creating) a SQLite file in WAL mode. SQLite has one
 // writer at a time, so the pool writes through one connection. Statement
@@ -75,43 +84,85 @@ func OpenSQLite(path string) (*DB, error) {
 	return &DB{DB: r, Dialect: SQLite, w: db, stmts: &stmtCache{ready: map[string]*sql.Stmt{}, wanted: map[string]bool{}}, turn: make(chan struct{}, 1)}, nil
 }
 
-// OpenPostgres opens a PostgreSQL or CockroachDB database by DSN.
+// OpenPostgres opens a PostgreSQL or CockroachDB database by DSN: a pool
+// for readers and one for the projections' transactions.
 //
-// Its sessions plan every statement for its parameters
-// (plan_cache_mode = force_custom_plan): pgx prepares each statement once
-// per connection, and PostgreSQL would otherwise settle on a generic plan
-// after five runs. A read-model table is often empty then (a new
-// generation), so the generic plan of a key lookup (col = ANY($1)) was a
-// sequential scan comparing every row with every key, kept while the table
-// grew: 15 ms a lookup instead of well under one.
+// Sessions plan every statement for its parameters (plan_cache_mode =
+// force_custom_plan): pgx prepares each statement once per connection, and
+// PostgreSQL would otherwise settle on a generic plan after five runs. A
+// read-model table is often empty then (a new generation), so the generic
+// plan of a key lookup (col = ANY($1)) was a sequential scan comparing
+// every row with every key, kept while the table grew: 15 ms a lookup
+// instead of well under one.
+//
+// The writers' sessions also avoid sequential scans (enable_seqscan =
+// off). Under SERIALIZABLE a sequential scan takes a predicate lock on the
+// whole table; projections share one table, lc_checkpoints, whose few rows
+// PostgreSQL would rather scan than look up. Each projection's checkpoint
+// update then "read" every other projection's checkpoint, and concurrent
+// projections failed each other with serialization failures in storms (a
+// projection that lost 50 times in a row stopped the runner). With index
+// lookups each reads only its own row.
 func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	open := func(params map[string]string) (*sql.DB, error) {
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		for k, v := range params {
+			if _, set := cfg.RuntimeParams[k]; !set {
+				cfg.RuntimeParams[k] = v
+			}
+		}
+		db := stdlib.OpenDB(*cfg)
+		db.SetMaxOpenConns(16)
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+		return db, nil
+	}
+	r, err := open(map[string]string{"plan_cache_mode": "force_custom_plan"})
 	if err != nil {
-		return nil, fmt.Errorf("open postgres: %w", err)
+		return nil, err
 	}
-	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	w, err := open(map[string]string{"plan_cache_mode": "force_custom_plan", "enable_seqscan": "off"})
+	if err != nil {
+		r.Close()
+		return nil, err
 	}
-	db := stdlib.OpenDB(*cfg)
-	db.SetMaxOpenConns(16)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open postgres: %w", err)
-	}
-	return &DB{DB: db, Dialect: Postgres, w: db}, nil
+	return &DB{DB: r, Dialect: Postgres, w: w}, nil
 }
+
+// pgMaxAttempts bounds how often InTx tries a transaction that keeps
+// failing with serialization failures (cockroach-go's default is 50, tried
+// back to back).
+const pgMaxAttempts = 1000
 
 // InTx runs fn in a serializable transaction and commits it. On PostgreSQL a
 // serialization failure (SQLSTATE 40001), including one raised at COMMIT,
 // retries the WHOLE transaction (crdb.ExecuteCtx around a fresh BEGIN); it
 // never uses cockroach-go's savepoint helpers, which on PostgreSQL retry
-// inside the failed snapshot and swallow a commit-time failure. fn must do
-// database work only: it may run several times.
+// inside the failed snapshot and swallow a commit-time failure. Retries
+// wait a little, growing and jittered, so that a long transaction is not
+// starved by short ones. fn must do database work only: it may run several
+// times.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if db.Dialect == SQLite {
 		return db.sqliteTx(ctx, fn)
 	}
-	return crdb.ExecuteCtx(ctx, func(ctx context.Context, _ ...any) error {
+	attempt := 0
+	return crdb.ExecuteCtx(crdb.WithMaxRetries(ctx, pgMaxAttempts), func(ctx context.Context, _ ...any) error {
+		if attempt > 0 {
+			db.retries.Add(1)
+			wait := time.Duration(rand.Int64N(int64(min(attempt, 20)) * int64(time.Millisecond)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		attempt++
 		tx, err := db.w.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelSerializable})
 		if err != nil {
 			return err

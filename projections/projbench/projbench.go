@@ -117,7 +117,11 @@ func Projections(ctx context.Context, cfg ProjectionsConfig) (ProjectionsResult,
 	start, cpu0 := time.Now(), cpuTime()
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
+	go func() {
+		err := r.Run(rctx)
+		cancel() // a runner that stopped on its own ends the waits below
+		done <- err
+	}()
 	for _, p := range cfg.Projections {
 		if err := r.WaitFor(rctx, p.Name(), head); err != nil {
 			cancel()
