@@ -92,7 +92,9 @@ type Config struct {
 	DB          *DB
 	Source      Source
 	Projections []Projection
-	// BatchSize bounds events per transaction (default 1000).
+	// BatchSize bounds events per transaction (default 5000: catching up,
+	// fewer and larger transactions cost less per event; live, a batch is
+	// what arrived since the last one).
 	BatchSize int
 	// Registerer receives lag metrics (optional).
 	Registerer prometheus.Registerer
@@ -108,7 +110,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 5000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
