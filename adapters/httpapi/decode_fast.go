@@ -68,6 +68,26 @@ func (s *scanner) sep(close byte) (more, ok bool) {
 	return false, false
 }
 
+// items consumes the rest of an array or object whose opening byte has
+// been consumed: no items, or items read by item and separated by ',', up
+// to close.
+func (s *scanner) items(close byte, item func() bool) bool {
+	s.ws()
+	if s.peek() == close {
+		s.i++
+		return true
+	}
+	for {
+		if !item() {
+			return false
+		}
+		more, ok := s.sep(close)
+		if !ok || !more {
+			return ok
+		}
+	}
+}
+
 func (s *scanner) peek() byte {
 	if s.i < len(s.b) {
 		return s.b[s.i]
@@ -131,49 +151,14 @@ func (s *scanner) any(depth int) bool {
 		return ok
 	case c == '{':
 		s.i++
-		s.ws()
-		if s.peek() == '}' {
-			s.i++
-			return true
-		}
-		for {
+		return s.items('}', func() bool {
 			s.ws()
-			if _, _, ok := s.str(); !ok {
-				return false
-			}
-			if !s.eat(':') {
-				return false
-			}
-			if !s.any(depth + 1) {
-				return false
-			}
-			more, ok := s.sep('}')
-			if !ok {
-				return false
-			}
-			if !more {
-				return true
-			}
-		}
+			_, _, ok := s.str()
+			return ok && s.eat(':') && s.any(depth+1)
+		})
 	case c == '[':
 		s.i++
-		s.ws()
-		if s.peek() == ']' {
-			s.i++
-			return true
-		}
-		for {
-			if !s.any(depth + 1) {
-				return false
-			}
-			more, ok := s.sep(']')
-			if !ok {
-				return false
-			}
-			if !more {
-				return true
-			}
-		}
+		return s.items(']', func() bool { return s.any(depth + 1) })
 	case c == 't':
 		return s.lit("true")
 	case c == 'f':
@@ -230,23 +215,7 @@ func (s *scanner) value(t reflect.Type) bool {
 			return false
 		}
 		s.i++
-		s.ws()
-		if s.peek() == ']' {
-			s.i++
-			return true
-		}
-		for {
-			if !s.value(t.Elem()) {
-				return false
-			}
-			more, ok := s.sep(']')
-			if !ok {
-				return false
-			}
-			if !more {
-				return true
-			}
-		}
+		return s.items(']', func() bool { return s.value(t.Elem()) })
 	case reflect.String:
 		_, _, ok := s.str()
 		return ok
@@ -288,14 +257,9 @@ func (s *scanner) object(member func(name []byte) (reflect.Type, bool)) bool {
 		return false
 	}
 	s.i++
-	s.ws()
-	if s.peek() == '}' {
-		s.i++
-		return true
-	}
 	var seen [maxFastMembers][]byte
 	n := 0
-	for {
+	return s.items('}', func() bool {
 		s.ws()
 		name, escaped, ok := s.str()
 		if !ok || escaped || n == maxFastMembers {
@@ -309,23 +273,8 @@ func (s *scanner) object(member func(name []byte) (reflect.Type, bool)) bool {
 		seen[n] = name
 		n++
 		ft, known := member(name)
-		if !known {
-			return false
-		}
-		if !s.eat(':') {
-			return false
-		}
-		if !s.value(ft) {
-			return false
-		}
-		more, ok := s.sep('}')
-		if !ok {
-			return false
-		}
-		if !more {
-			return true
-		}
-	}
+		return known && s.eat(':') && s.value(ft)
+	})
 }
 
 // canonicalFast is canonicalJSON for the common body: one JSON value
@@ -369,35 +318,17 @@ func (s *scanner) canon(out []byte, depth int) ([]byte, bool) {
 		s.i++
 		var buf [16]member
 		ms := buf[:0]
-		s.ws()
-		if s.peek() == '}' {
-			s.i++
-			return append(out, "{}"...), true
-		}
-		for {
+		if !s.items('}', func() bool {
 			s.ws()
 			name, ok := s.plainStr()
-			if !ok {
-				return nil, false
-			}
-			if !s.eat(':') {
-				return nil, false
+			if !ok || !s.eat(':') {
+				return false
 			}
 			s.ws()
 			ms = append(ms, member{name: name, at: s.i})
-			if !s.any(depth + 1) {
-				return nil, false
-			}
-			s.ws()
-			if s.peek() == ',' {
-				s.i++
-				continue
-			}
-			if s.peek() != '}' {
-				return nil, false
-			}
-			s.i++
-			break
+			return s.any(depth + 1)
+		}) {
+			return nil, false
 		}
 		end := s.i
 		// Few members: insertion sort, and a duplicate is found on the way.
@@ -431,27 +362,19 @@ func (s *scanner) canon(out []byte, depth int) ([]byte, bool) {
 	case c == '[':
 		s.i++
 		out = append(out, '[')
-		s.ws()
-		if s.peek() == ']' {
-			s.i++
-			return append(out, ']'), true
-		}
-		for first := true; ; first = false {
+		first := true
+		if !s.items(']', func() bool {
 			if !first {
 				out = append(out, ',')
 			}
+			first = false
 			var ok bool
-			if out, ok = s.canon(out, depth+1); !ok {
-				return nil, false
-			}
-			more, ok := s.sep(']')
-			if !ok {
-				return nil, false
-			}
-			if !more {
-				return append(out, ']'), true
-			}
+			out, ok = s.canon(out, depth+1)
+			return ok
+		}) {
+			return nil, false
 		}
+		return append(out, ']'), true
 	case c == 't':
 		return append(out, "true"...), s.lit("true")
 	case c == 'f':
