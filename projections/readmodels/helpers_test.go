@@ -40,7 +40,14 @@ func openSQLite(t testing.TB) *projections.DB {
 // catchUp runs the projections until each has applied head.
 func catchUp(t testing.TB, db *projections.DB, src projections.Source, projs []projections.Projection, head uint64) {
 	t.Helper()
-	r, err := projections.NewRunner(projections.Config{DB: db, Source: src, Projections: projs})
+	runAll(t, projections.Config{DB: db, Source: src, Projections: projs}, head)
+}
+
+// runAll runs projs in one runner with cfg until each has applied head
+// and returns the runner's sharing counts.
+func runAll(t testing.TB, cfg projections.Config, head uint64) projections.SharingStats {
+	t.Helper()
+	r, err := projections.NewRunner(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +56,7 @@ func catchUp(t testing.TB, db *projections.DB, src projections.Source, projs []p
 	go func() { done <- r.Run(ctx) }()
 	wctx, wcancel := context.WithTimeout(ctx, 120*time.Second)
 	defer wcancel()
-	for _, p := range projs {
+	for _, p := range cfg.Projections {
 		if err := r.WaitFor(wctx, p.Name(), head); err != nil {
 			cancel()
 			t.Fatalf("%v (run: %v)", err, <-done)
@@ -59,6 +66,7 @@ func catchUp(t testing.TB, db *projections.DB, src projections.Source, projs []p
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
+	return r.Sharing()
 }
 
 // dump reads every table of projs through its view, each row formatted

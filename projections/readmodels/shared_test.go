@@ -2,40 +2,12 @@ package readmodels_test
 
 import (
 	"context"
-	"errors"
 	"testing"
-	"time"
 
 	"github.com/livecore/livecore/projections"
 	"github.com/livecore/livecore/projections/journal"
 	"github.com/livecore/livecore/projections/readmodels"
 )
-
-// runAll runs projs in one runner with cfg until each has applied head
-// and returns the runner's sharing counts.
-func runAll(t *testing.T, cfg projections.Config, head uint64) projections.SharingStats {
-	t.Helper()
-	r, err := projections.NewRunner(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(ctx, 120*time.Second)
-	defer wcancel()
-	for _, p := range cfg.Projections {
-		if err := r.WaitFor(wctx, p.Name(), head); err != nil {
-			cancel()
-			t.Fatalf("%v (run: %v)", err, <-done)
-		}
-	}
-	cancel()
-	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-		t.Fatal(err)
-	}
-	return r.Sharing()
-}
 
 // TestSharedDecodeAndReadsSameRows checks that running every read model
 // and the journal together in one runner, sharing the batches read and the
