@@ -25,11 +25,7 @@ import (
 // then a dispatcher with no checkpoint re-delivers the whole log. Every
 // order gets exactly one saga.
 func TestDispatcherRestartsAndRedelivery(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{})
-	s.stock()
+	s := newStockedStack(t, stackOptions{})
 	var ids []string
 	place := func(n int) {
 		for range n {
@@ -79,11 +75,7 @@ func TestDispatcherRestartsAndRedelivery(t *testing.T) {
 // replaces a terminated one (what a region does to the sagas of a home it
 // lost).
 func TestDispatcherFilterAndRedrive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{NoDispatcher: true})
-	s.stock()
+	s := newStockedStack(t, stackOptions{NoDispatcher: true})
 	s.startFilteredDispatcher(checkout.Options{Steps: testOptions}, func(env event.Envelope) bool {
 		return !strings.HasPrefix(env.StreamID, "order-far-")
 	})
@@ -140,11 +132,7 @@ func TestDispatcherFilterAndRedrive(t *testing.T) {
 // and captured once, not twice; the rest of the order is fulfilled by the
 // resumed run.
 func TestRedriveResumesFulfillment(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{})
-	s.stock()
+	s := newStockedStack(t, stackOptions{})
 	w := s.world
 	s.placeAndChoose("moved-1", "10.00", order.MethodCard, order.PlanKind{})
 	if res := s.checkout("moved-1"); res.Outcome != checkout.OutcomeConfirmed || len(res.Shipments) != 2 {
@@ -217,11 +205,7 @@ func (s *stack) waitDispatched() {
 // collected again, and an early payoff closes the plan. A running schedule
 // is left alone.
 func TestRedriveSchedules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{})
-	s.stock()
+	s := newStockedStack(t, stackOptions{})
 	w := s.world
 	s.placeAndChoose("moved-bnpl", "50.00", order.MethodBNPL, order.PlanPayIn4)
 	res := s.checkout("moved-bnpl")
@@ -262,11 +246,7 @@ func TestRedriveSchedules(t *testing.T) {
 // taken over) runs it: the money goes back once, and a second redrive of
 // the completed refund starts nothing.
 func TestRedriveRefunds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{NoDispatcher: true})
-	s.stock()
+	s := newStockedStack(t, stackOptions{NoDispatcher: true})
 	w := s.world
 	refundFiltered := func(env event.Envelope) bool { return env.Type != order.TypeRefundRequested }
 	s.startFilteredDispatcher(checkout.Options{Steps: testOptions}, refundFiltered)

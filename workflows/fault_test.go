@@ -328,11 +328,7 @@ func closed(ctx context.Context, cl client.Client, id string) bool {
 // all land on one run, which authorizes once and ends captured; a second
 // order is cancelled before dispatch and ends voided.
 func TestConcurrentCheckoutStartsMakeOneSaga(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{NoDispatcher: true})
-	s.stock()
+	s := newStockedStack(t, stackOptions{NoDispatcher: true})
 	for _, id := range []string{"dup-1", "dup-2"} {
 		s.placeAndChoose(id, "10.00", order.MethodCard, order.PlanKind{})
 		in := checkout.Input{OrderID: id, Tenant: "t1", Options: checkout.Options{Steps: testOptions}}

@@ -65,11 +65,7 @@ func (s *stack) fulfilled(orderID string) fulfillment.Status {
 // server, the Pebble event store and the sandbox provider, started by the
 // dispatcher from the event log.
 func TestSagasOnRealTemporal(t *testing.T) {
-	if testing.Short() {
-		t.Skip("real Temporal server")
-	}
-	s := newStack(t, stackOptions{})
-	s.stock()
+	s := newStockedStack(t, stackOptions{})
 	w := s.world
 
 	t.Run("card to delivery then partial return", func(t *testing.T) {

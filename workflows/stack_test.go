@@ -92,6 +92,18 @@ type stackOptions struct {
 	NoDispatcher bool
 }
 
+// newStockedStack is newStack with stock on hand, for a test that needs the
+// real Temporal server (skipped with -short).
+func newStockedStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real Temporal server")
+	}
+	s := newStack(t, o)
+	s.stock()
+	return s
+}
+
 func newStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	srv := sharedServer(t)
