@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,7 +101,7 @@ func (r Result) Quantile(q float64) time.Duration {
 // answer.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Rate <= 0 || cfg.Duration <= 0 || cfg.Request == nil && cfg.Raw == nil {
-		return Result{}, errNoSender
+		return Result{}, errors.New("loadgen: Rate, Duration and Request (or Raw) are required")
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 4096

@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -149,6 +148,3 @@ func (p *rawPool) exchange(c *rawConn, i int) (status int, answered bool, err er
 	}
 	return resp.StatusCode, true, nil
 }
-
-// errNoSender is returned by Run without a way to send.
-var errNoSender = errors.New("loadgen: Rate, Duration and Request (or Raw) are required")
