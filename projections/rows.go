@@ -38,14 +38,19 @@ func (s Spec[R]) Table() Table {
 	var b strings.Builder
 	b.WriteString("CREATE TABLE {{table}} (")
 	for i, p := range s.Fields(&r) {
-		typ := "TEXT"
-		if _, ok := p.(*int64); ok {
-			typ = "BIGINT"
-		}
-		fmt.Fprintf(&b, "%s %s NOT NULL, ", s.Cols[i], typ)
+		fmt.Fprintf(&b, "%s %s NOT NULL, ", s.Cols[i], sqlType(p))
 	}
 	fmt.Fprintf(&b, "PRIMARY KEY (%s))", strings.Join(s.Cols[:s.Key], ", "))
 	return Table{Name: s.Name, DDL: b.String(), Indexes: s.Indexes}
+}
+
+// sqlType is the column type of a Spec field: BIGINT for *int64, TEXT
+// for *string.
+func sqlType(field any) string {
+	if _, ok := field.(*int64); ok {
+		return "BIGINT"
+	}
+	return "TEXT"
 }
 
 // maxParams keeps statements under SQLite's and PostgreSQL's limits on
@@ -189,9 +194,6 @@ func Save[R any](ctx context.Context, tx Tx, s Spec[R], rows []*R) error {
 				}
 				placeholders(&b, tx.Dialect, i*len(s.Cols)+1, len(s.Cols))
 			}
-			if s.Append {
-				return b.String()
-			}
 			s.onConflict(&b)
 			return b.String()
 		})
@@ -251,11 +253,7 @@ func saveArrays[R any](ctx context.Context, tx Tx, s Spec[R], table string, rows
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			typ := "text"
-			if _, ok := p.(*int64); ok {
-				typ = "bigint"
-			}
-			fmt.Fprintf(&b, "$%d::%s[]", i+1, typ)
+			fmt.Fprintf(&b, "$%d::%s[]", i+1, sqlType(p))
 		}
 		b.WriteByte(')')
 		s.onConflict(&b)
