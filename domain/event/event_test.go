@@ -67,6 +67,23 @@ func TestRegistryEncodeDecodeAndUpcast(t *testing.T) {
 	}
 }
 
+func TestRegistrySetUnmarshal(t *testing.T) {
+	r := registry(t)
+	var calls int
+	r.SetUnmarshal(func(data []byte, v any) error {
+		calls++
+		return json.Unmarshal(data, v)
+	})
+	got, err := r.Decode("thing.placed.v1", []byte(`{"order_id":"o0"}`))
+	if err != nil || *got.(*placedV2) != (placedV2{"o0", "web"}) || calls != 1 {
+		t.Fatalf("decode with the set unmarshal (%d calls): %+v %v", calls, got, err)
+	}
+	r.SetUnmarshal(nil) // back to encoding/json
+	if _, err := r.Decode("thing.noted.v1", []byte(`{"text":"x"}`)); err != nil || calls != 1 {
+		t.Fatalf("after SetUnmarshal(nil) (%d calls): %v", calls, err)
+	}
+}
+
 func TestRegistryWiringBugsPanic(t *testing.T) {
 	cases := map[string]func(r *event.Registry){
 		"duplicate":        func(r *event.Registry) { r.Register(func() event.Event { return &noted{} }) },

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/livecore/livecore/adapters/eventcodec"
 	"github.com/livecore/livecore/adapters/eventstore/memory"
 	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/domain/event"
@@ -78,7 +79,7 @@ func (r ProjectionsResult) String() string {
 // Catalog returns the projections Projections runs by default: every read
 // model and the journal.
 func Catalog() []projections.Projection {
-	reg := simulate.Registry()
+	reg := eventcodec.Fast(simulate.Registry()) // as the product decodes (internal/stack)
 	return append(readmodels.All(reg), journal.Projection{Registry: reg})
 }
 
