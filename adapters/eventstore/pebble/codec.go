@@ -219,18 +219,16 @@ func decodeRecord(e *event.Envelope, key, val []byte) error {
 	return nil
 }
 
-// decodeRecordInto is decodeRecord into a reused buffer: it copies the
-// payload into *buf (growing it if needed) and points e's strings and Data
-// there, so decoding allocates nothing once *buf is large enough. e is
-// valid until *buf is reused.
-func decodeRecordInto(e *event.Envelope, buf *[]byte, key, val []byte) error {
+// decodeRecordInPlace checks the record stored under key and decodes it
+// into e without copying: e's strings and Data point into val, so e is
+// valid only as long as val is (for ScanAll: during its callback). Data is
+// capped, so an append to it cannot write into val.
+func decodeRecordInPlace(e *event.Envelope, key, val []byte) error {
 	payload, r, err := parseRecord(key, val)
 	if err != nil {
 		return err
 	}
-	b := append((*buf)[:0], payload...)
-	*buf = b
-	r.envelope(e, b, b, b[r.fixed+fixedLen:len(b):len(b)])
+	r.envelope(e, payload, payload, payload[r.fixed+fixedLen:len(payload):len(payload)])
 	return nil
 }
 

@@ -143,17 +143,17 @@ func (s *Store) ReadAll(ctx context.Context, fromPosition uint64, limit int) ([]
 // ScanAll is ReadAll without building a slice of envelopes: it calls fn
 // with each event of $all from fromPosition on, in position order, up to
 // limit events (0: to the head), after the same checks as ReadAll. The
-// envelope, its strings and its Data are only valid during the call (the
-// next event reuses their memory), so fn copies what it keeps; scanning
-// allocates nothing per event. fn's error stops the scan and is returned
+// envelope's strings and Data point into the store's own memory (Pebble's
+// block, read in place): they are only valid during the call, fn copies
+// what it keeps and must not modify them; scanning copies and allocates
+// nothing per event. fn's error stops the scan and is returned
 // wrapped. Unlike ReadAll, events before a damaged or missing record have
 // already been handed to fn when ScanAll returns event.ErrCorrupt.
 // Errors otherwise as ReadAll's.
 func (s *Store) ScanAll(ctx context.Context, fromPosition uint64, limit int, fn func(e *event.Envelope) error) error {
 	var e event.Envelope
-	var buf []byte
 	err := s.scanAll(ctx, fromPosition, limit, nil, func(key, val []byte) (*event.Envelope, error) {
-		return &e, decodeRecordInto(&e, &buf, key, val)
+		return &e, decodeRecordInPlace(&e, key, val)
 	}, fn)
 	if err != nil {
 		return fmt.Errorf("scan $all from %d: %w", fromPosition, err)
