@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/livecore/livecore/adapters/eventstore/open"
+	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/internal/stack"
 	"github.com/livecore/livecore/projections"
@@ -34,7 +35,10 @@ func (f *storeFlags) register(cmd *cobra.Command) {
 }
 
 func (f *storeFlags) open(ctx context.Context) (event.Store, error) {
-	cfg := open.FromEnv(open.Config{Kind: f.kind, Dir: filepath.Join(f.dataDir, "events"), DSN: f.dsn, SkipMigrate: true}, os.Getenv)
+	// The audit commands read the log through once at most: a small block
+	// cache (see pebble.ScanCacheBytes).
+	cfg := open.FromEnv(open.Config{Kind: f.kind, Dir: filepath.Join(f.dataDir, "events"), DSN: f.dsn, SkipMigrate: true,
+		CacheBytes: pebble.ScanCacheBytes}, os.Getenv)
 	s, err := open.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open event store (the embedded store allows one process: stop 'livecore dev' first, or audit through the API): %w", err)

@@ -182,7 +182,8 @@ func Audit(ctx context.Context, cfg AuditConfig) (AuditResult, error) {
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
 	}
-	s, err := pebble.Open(pebble.Config{Dir: cfg.Dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// As livecore audit opens it (a scan's cache: pebble.ScanCacheBytes).
+	s, err := pebble.Open(pebble.Config{Dir: cfg.Dir, CacheBytes: pebble.ScanCacheBytes, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return AuditResult{}, err
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	NoGroupCommit bool
 	// Now stamps RecordedAt (default time.Now).
 	Now func() time.Time
+	// CacheBytes is the Pebble store's block cache (default: the store's;
+	// pebble.ScanCacheBytes for a process that reads the log through once).
+	CacheBytes int64
 }
 
 // FromEnv fills c's empty Kind, Dir, DSN and Namespace from getenv
@@ -136,6 +139,6 @@ func Open(ctx context.Context, c Config) (event.Store, error) {
 		}
 		return s, nil
 	default:
-		return pebble.Open(pebble.Config{Dir: c.Dir, Now: c.Now})
+		return pebble.Open(pebble.Config{Dir: c.Dir, Now: c.Now, CacheBytes: c.CacheBytes})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/livecore/livecore/adapters/eventstore/pebble"
 	"github.com/livecore/livecore/adapters/eventstore/storebench"
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/internal/fsyncbench"
@@ -73,6 +74,24 @@ func TestOpenEachKind(t *testing.T) {
 		t.Fatalf("kurrentdb: %v", err)
 	}
 	s.Close()
+}
+
+// TestPebbleCacheBytes: a block cache size reaches the Pebble store, and
+// without one the store keeps its default.
+func TestPebbleCacheBytes(t *testing.T) {
+	for _, c := range []struct {
+		set, want int64
+	}{{0, 256 << 20}, {pebble.ScanCacheBytes, 16 << 20}} {
+		s, err := Open(t.Context(), Config{Kind: "pebble", Dir: t.TempDir(), CacheBytes: c.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.(*pebble.Store).Stats().CacheBytes
+		s.Close()
+		if got != c.want {
+			t.Fatalf("CacheBytes %d: the store's block cache is %d bytes, want %d", c.set, got, c.want)
+		}
+	}
 }
 
 // BenchmarkCompare runs the side-by-side event store comparison once:

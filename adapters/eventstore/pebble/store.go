@@ -51,7 +51,8 @@ type Config struct {
 	Now func() time.Time
 	// FS is the file layer. Default vfs.Default; tests inject faults here.
 	FS vfs.FS
-	// CacheBytes is Pebble's block cache. Default 256 MiB.
+	// CacheBytes is Pebble's block cache. Default 256 MiB; ScanCacheBytes
+	// for a process that reads the log through once.
 	CacheBytes int64
 	// MemTableBytes is Pebble's memtable size. Default 32 MiB.
 	MemTableBytes uint64
@@ -65,6 +66,14 @@ type Config struct {
 	// Logger receives Pebble's messages (Info as Debug). Default slog.Default().
 	Logger *slog.Logger
 }
+
+// ScanCacheBytes is the block cache for a process that reads the log
+// through once (the audit commands). Every block a scan reads enters the
+// cache, so until a cache is full each block takes fresh memory, and the
+// page faults cost more than the cache saves: audit verify of ~1M events
+// ran at 0.94-0.98M events per CPU-second with the default 256 MiB and at
+// 1.05-1.10M with 16 MiB, whose blocks are recycled.
+const ScanCacheBytes = 16 << 20
 
 func (c *Config) setDefaults() {
 	if c.Now == nil {
@@ -109,6 +118,8 @@ type Stats struct {
 	Appends uint64 // acknowledged appends that stored events
 	Events  uint64 // events stored
 	Commits uint64 // group commits, each one synced Pebble batch (one WAL fsync)
+	// CacheBytes is the block cache's configured size (Config.CacheBytes).
+	CacheBytes int64
 }
 
 // Store is a durable event store. It is safe for concurrent use. Appends
@@ -364,7 +375,7 @@ func (s *Store) readOnly() error {
 
 // Stats returns the counters.
 func (s *Store) Stats() Stats {
-	return Stats{Appends: s.appends.Load(), Events: s.events.Load(), Commits: s.commits.Load()}
+	return Stats{Appends: s.appends.Load(), Events: s.events.Load(), Commits: s.commits.Load(), CacheBytes: s.cfg.CacheBytes}
 }
 
 // Append implements event.Appender: atomic, only if expected holds, and
