@@ -209,6 +209,7 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	}
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	sched0, gc0 := readSchedLatency(), readGC()
 	res, err := loadgen.Run(ctx, loadgen.Config{Rate: half, Duration: c.duration, Request: cfg.Request, Client: client, Raw: cfg.Raw})
 	if err != nil {
 		return err
@@ -222,6 +223,8 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 			cpu.Round(time.Millisecond), res.Accepted, per.Round(time.Microsecond), runtime.NumCPU(), float64(runtime.NumCPU())*float64(time.Second)/float64(max(per, 1)))
 	}()
 	fmt.Fprintf(out, "at half (%.0f orders/s for %s):\n  %s\n", half, c.duration, res.Summary())
+	fmt.Fprintf(out, "  Go GC: %s\n", readGC().since(gc0))
+	fmt.Fprintf(out, "  Go scheduler: runnable goroutines waited for a P %s\n", readSchedLatency().since(sched0))
 	if fsyncDir != "" {
 		if fr, err := fsyncbench.Measure(fsyncDir, 200); err == nil {
 			fmt.Fprintf(out, "raw fsync of the data dir's disk after: %s\n", fr)
