@@ -19,9 +19,6 @@ import (
 
 // Fast makes r decode with the faster decoder, and returns r.
 func Fast(r *event.Registry) *event.Registry {
-	r.SetUnmarshal(Unmarshal)
+	r.SetUnmarshal(segjson.Unmarshal)
 	return r
 }
-
-// Unmarshal is the decoder Fast installs.
-func Unmarshal(data []byte, v any) error { return segjson.Unmarshal(data, v) }

@@ -85,7 +85,12 @@ func readGC() gcActivity {
 	return gcActivity{cycles: v(0), cpu: v(1), assist: v(2), heap: v(3)}
 }
 
-func (g gcActivity) since(before gcActivity) string {
-	return fmt.Sprintf("%.0f cycles, %.1fs CPU (assists %.1fs), live heap %.0f MiB at the end",
-		g.cycles-before.cycles, g.cpu-before.cpu, g.assist-before.assist, g.heap/(1<<20))
+// since returns the work done after before was read (the live heap as
+// of now).
+func (g gcActivity) since(before gcActivity) gcActivity {
+	return gcActivity{cycles: g.cycles - before.cycles, cpu: g.cpu - before.cpu, assist: g.assist - before.assist, heap: g.heap}
+}
+
+func (g gcActivity) String() string {
+	return fmt.Sprintf("%.0f cycles, %.1fs CPU (assists %.1fs), live heap %.0f MiB at the end", g.cycles, g.cpu, g.assist, g.heap/(1<<20))
 }
