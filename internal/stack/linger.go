@@ -16,9 +16,11 @@ import (
 const projectionLinger = 25 * time.Millisecond
 
 // lingerSource is the projection runner's view of the event store: the
-// same $all, delivered in batches at least linger apart.
+// same $all, delivered in batches at least linger apart, read through
+// reads (the store itself if nil).
 type lingerSource struct {
 	store  event.Store
+	reads  event.AllReader
 	linger time.Duration
 }
 
@@ -28,8 +30,40 @@ func (l lingerSource) SubscribeAll(ctx context.Context, from uint64, handle func
 	if _, ok := l.store.(event.HeadWaiter); !ok {
 		return l.store.SubscribeAll(ctx, from, handle) // a store without WaitHead: its own subscription, no linger
 	}
-	return event.SubscribeAll(ctx, l.store, l, from, 1000, handle)
+	var reads event.AllReader = l.store
+	if l.reads != nil {
+		reads = l.reads
+	}
+	return event.SubscribeAll(ctx, reads, l, from, 1000, handle)
 }
+
+// sharedReads is the event store as the Kafka bridge sees it: its reads
+// of $all go through the cache the projections read through too, so
+// that the bridge (which follows the head closely) reads each new event
+// from the store and the six projections, 25 ms behind, find it in the
+// cache (see event.AllCache).
+type sharedReads struct {
+	event.Store
+	cache *event.AllCache
+}
+
+func (s sharedReads) ReadAll(ctx context.Context, from uint64, max int) ([]event.Envelope, error) {
+	return s.cache.ReadAll(ctx, from, max)
+}
+
+func (s sharedReads) SubscribeAll(ctx context.Context, from uint64, handle func(context.Context, []event.Envelope) error) error {
+	w, ok := s.Store.(event.HeadWaiter)
+	if !ok {
+		return s.Store.SubscribeAll(ctx, from, handle)
+	}
+	return event.SubscribeAll(ctx, s.cache, w, from, 1000, handle)
+}
+
+// sharedReadEvents is the size of the cache of $all reads shared by the
+// projections and the Kafka bridge: in live following they read batches
+// of tens to hundreds of events, at catch-up 1,000 (the runner's and the
+// bridge's batch), and the projections run in step.
+const sharedReadEvents = 4096
 
 // WaitHead waits for the head to pass after, then lingers so that more
 // events join the batch.

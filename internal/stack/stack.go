@@ -135,6 +135,9 @@ type Stack struct {
 	TemporalClient sdkclient.Client
 
 	positions *httpapi.PositionTracker
+	// reads caches reads of $all for the projections and the Kafka
+	// bridge (sharedReads).
+	reads *event.AllCache
 
 	closers []func() error
 	loops   []namedLoop
@@ -178,6 +181,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 		}
 		s.closers = append(s.closers, s.Store.Close)
 	}
+	s.reads = event.NewAllCache(s.Store, sharedReadEvents)
 	s.positions = httpapi.NewPositionTracker()
 	var appStore app.Store = s.Store
 	if cfg.Regional.AppStore != nil {
@@ -192,7 +196,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 	}
 	s.closers = append(s.closers, s.ReadDB.Close)
 	if s.Runner, err = projections.NewRunner(projections.Config{
-		DB: s.ReadDB, Source: lingerSource{s.Store, projectionLinger}, Projections: append(readmodels.All(s.Registry), journal.Projection{Registry: s.Registry}), Registerer: s.Metrics, Logger: log,
+		DB: s.ReadDB, Source: lingerSource{store: s.Store, reads: s.reads, linger: projectionLinger}, Projections: append(readmodels.All(s.Registry), journal.Projection{Registry: s.Registry}), Registerer: s.Metrics, Logger: log,
 	}); err != nil {
 		return nil, err
 	}
@@ -207,7 +211,7 @@ func Build(ctx context.Context, cfg Config) (s *Stack, err error) {
 			s.closers = append(s.closers, s.Broker.Close)
 			brokers = s.Broker.Brokers()
 		}
-		if s.Bridge, err = kafka.New(kafka.Config{Source: s.Store, Brokers: brokers, Region: cfg.Region, Registerer: s.Metrics, Logger: log}); err != nil {
+		if s.Bridge, err = kafka.New(kafka.Config{Source: sharedReads{s.Store, s.reads}, Brokers: brokers, Region: cfg.Region, Registerer: s.Metrics, Logger: log}); err != nil {
 			return nil, fmt.Errorf("kafka bridge: %w", err)
 		}
 		s.loops = append(s.loops, namedLoop{"kafka-bridge", s.Bridge.Run})
