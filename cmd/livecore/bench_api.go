@@ -38,6 +38,7 @@ type benchAPIConfig struct {
 	maxP99          time.Duration
 	rate            float64
 	cpuProfile      string
+	memProfile      string
 }
 
 func newBenchAPICmd() *cobra.Command {
@@ -80,6 +81,7 @@ checkout.`,
 	f.DurationVar(&c.duration, "duration", 20*time.Second, "duration of the run at half the maximum")
 	f.Float64Var(&c.rate, "rate", 0, "skip the search: run --duration at this rate")
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the run at half load to this file")
+	f.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile (pprof allocs: what the process allocated since it started, and what is live) to this file after the run at half load")
 	return cmd
 }
 
@@ -214,6 +216,9 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := writeAllocProfile(c.memProfile); err != nil {
+		return err
+	}
 	var ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
@@ -223,7 +228,8 @@ func runBenchAPI(ctx context.Context, c benchAPIConfig, out io.Writer) error {
 			cpu.Round(time.Millisecond), res.Accepted, per.Round(time.Microsecond), runtime.NumCPU(), float64(runtime.NumCPU())*float64(time.Second)/float64(max(per, 1)))
 	}()
 	fmt.Fprintf(out, "at half (%.0f orders/s for %s):\n  %s\n", half, c.duration, res.Summary())
-	fmt.Fprintf(out, "  Go GC: %s\n", readGC().since(gc0))
+	gc := readGC().since(gc0)
+	fmt.Fprintf(out, "  Go GC: %s; %.1f KiB allocated per order\n", gc, gc.alloc/1024/float64(max(res.Accepted, 1)))
 	fmt.Fprintf(out, "  Go scheduler: runnable goroutines waited for a P %s\n", readSchedLatency().since(sched0))
 	if fsyncDir != "" {
 		if fr, err := fsyncbench.Measure(fsyncDir, 200); err == nil {
@@ -285,3 +291,22 @@ const devMemoryLimit = 640 << 20
 // resetPeakRSS resets this process's VmHWM to its current RSS (Linux:
 // "5" to /proc/self/clear_refs), so the half-load run reports its own peak.
 func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// writeAllocProfile writes pprof's allocs profile to file (nothing if
+// file is empty): its alloc_space samples are what the process allocated
+// since it started (with --rate, mostly the run's), inuse_space what is
+// live now.
+func writeAllocProfile(file string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("allocation profile: %w", err)
+	}
+	return f.Close()
+}

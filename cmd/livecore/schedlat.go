@@ -67,11 +67,11 @@ func (l schedLatency) String() string {
 }
 
 // gcActivity is the garbage collector's work between two readings.
-type gcActivity struct{ cycles, cpu, assist, heap float64 }
+type gcActivity struct{ cycles, cpu, assist, heap, alloc float64 }
 
 func readGC() gcActivity {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"},
-		{Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}, {Name: "/gc/heap/live:bytes"}}
+		{Name: "/cpu/classes/gc/mark/assist:cpu-seconds"}, {Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/allocs:bytes"}}
 	metrics.Read(s)
 	v := func(i int) float64 {
 		switch s[i].Value.Kind() {
@@ -82,15 +82,15 @@ func readGC() gcActivity {
 		}
 		return 0
 	}
-	return gcActivity{cycles: v(0), cpu: v(1), assist: v(2), heap: v(3)}
+	return gcActivity{cycles: v(0), cpu: v(1), assist: v(2), heap: v(3), alloc: v(4)}
 }
 
 // since returns the work done after before was read (the live heap as
 // of now).
 func (g gcActivity) since(before gcActivity) gcActivity {
-	return gcActivity{cycles: g.cycles - before.cycles, cpu: g.cpu - before.cpu, assist: g.assist - before.assist, heap: g.heap}
+	return gcActivity{cycles: g.cycles - before.cycles, cpu: g.cpu - before.cpu, assist: g.assist - before.assist, heap: g.heap, alloc: g.alloc - before.alloc}
 }
 
 func (g gcActivity) String() string {
-	return fmt.Sprintf("%.0f cycles, %.1fs CPU (assists %.1fs), live heap %.0f MiB at the end", g.cycles, g.cpu, g.assist, g.heap/(1<<20))
+	return fmt.Sprintf("%.0f cycles, %.1fs CPU (assists %.1fs), %.0f MiB allocated, live heap %.0f MiB at the end", g.cycles, g.cpu, g.assist, g.alloc/(1<<20), g.heap/(1<<20))
 }

@@ -29,7 +29,15 @@ func TestSchedLatencyQuantiles(t *testing.T) {
 	if readSchedLatency().h == nil {
 		t.Fatal("runtime/metrics has no " + schedLatencyMetric)
 	}
-	if g := readGC(); g.cycles < 0 || g.heap <= 0 {
-		t.Fatalf("GC metrics: %+v", g)
+	g0 := readGC()
+	if g0.cycles < 0 || g0.heap <= 0 || g0.alloc <= 0 {
+		t.Fatalf("GC metrics: %+v", g0)
+	}
+	sink = make([]byte, 1<<20)
+	if d := readGC().since(g0); d.alloc < 1<<20 {
+		t.Fatalf("allocated 1 MiB, the metrics say %.0f bytes", d.alloc)
 	}
 }
+
+// sink keeps an allocation from being optimised away.
+var sink []byte
