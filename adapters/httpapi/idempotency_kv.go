@@ -69,7 +69,7 @@ func OpenLocalIdempotencyStore(db *sql.DB, dir string, log *slog.Logger) (*Local
 	}
 	s := &LocalIdempotencyStore{
 		db: db, kv: kv, inFlight: map[IdemKey]*localInFlight{},
-		cur: map[IdemKey]*localDone{}, prev: map[IdemKey]*localDone{}, cacheMax: 10_000,
+		cur: map[IdemKey]*localDone{}, prev: map[IdemKey]*localDone{}, cacheMax: localCacheSize,
 		stop: make(chan struct{}), stored: &bloom{seed: maphash.MakeSeed()},
 	}
 	return s, nil
