@@ -63,9 +63,9 @@ type Config struct {
 	// HeadCacheSize bounds how many stream heads the committer keeps in
 	// memory; others are read from disk on demand (one Pebble read; new
 	// streams are ruled out by the key filter without one). Default
-	// 1<<16: a head costs ~150 bytes of Go heap that the GC marks on
-	// every cycle; 1<<18 heads were a quarter of the API's live heap
-	// after 300k orders, and every order is a new stream.
+	// 1<<14: a head costs ~300 bytes of Go heap (with its stream name)
+	// that the GC marks on every cycle; 1<<18 heads were a quarter of the
+	// API's live heap after 300k orders, and every order is a new stream.
 	HeadCacheSize int
 	// Logger receives Pebble's messages (Info as Debug). Default slog.Default().
 	Logger *slog.Logger
@@ -99,7 +99,7 @@ func (c *Config) setDefaults() {
 		c.MaxGroupBytes = 4 << 20
 	}
 	if c.HeadCacheSize == 0 {
-		c.HeadCacheSize = 1 << 16
+		c.HeadCacheSize = 1 << 14
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
