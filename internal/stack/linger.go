@@ -17,7 +17,7 @@ const projectionLinger = 25 * time.Millisecond
 
 // lingerSource is the projection runner's view of the event store: the
 // same $all, delivered in batches at least linger apart, read through
-// reads (the store itself if nil).
+// reads (the cache it shares with the Kafka bridge).
 type lingerSource struct {
 	store  event.Store
 	reads  event.AllReader
@@ -30,11 +30,7 @@ func (l lingerSource) SubscribeAll(ctx context.Context, from uint64, handle func
 	if _, ok := l.store.(event.HeadWaiter); !ok {
 		return l.store.SubscribeAll(ctx, from, handle) // a store without WaitHead: its own subscription, no linger
 	}
-	var reads event.AllReader = l.store
-	if l.reads != nil {
-		reads = l.reads
-	}
-	return event.SubscribeAll(ctx, reads, l, from, 1000, handle)
+	return event.SubscribeAll(ctx, l.reads, l, from, 1000, handle)
 }
 
 // sharedReads is the event store as the Kafka bridge sees it: its reads
