@@ -153,15 +153,16 @@ func NewRunner(cfg Config) (*Runner, error) {
 	}
 	r := &Runner{cfg: cfg, changed: make(chan struct{}), visible: map[string]uint64{}, building: map[string]bool{}}
 	if !cfg.NoSharedDecode {
-		// Two batches. The ring keeps every decoded event until its slot
-		// is reused, so its size is live heap: with eight batches of 5,000
-		// (as before) a running product held ~150 MiB of decoded events
-		// (eventcodec's decoder gives each slice room for ten elements),
-		// which its GC kept marking: at 5,000 orders/s GC took 5.1 s of
-		// CPU in 30 s, live heap 345 MiB; with two, 2.7 s and 196 MiB. A
-		// projection more than two batches behind the others decodes for
-		// itself, which with eventcodec is cheap: catch-up was as fast.
+		// Two batches. While projections catch up the ring holds up to
+		// that many decoded events, and its size is live heap: with eight
+		// batches of 5,000 (as before) a catching-up product held ~150 MiB
+		// of decoded events (eventcodec's decoder gives each slice room
+		// for ten elements), which its GC kept marking. A projection more
+		// than two batches behind the others decodes for itself, which
+		// with eventcodec is cheap: catch-up was as fast. Near the head,
+		// release empties each slot once every projection has applied it.
 		r.decoded = newDecodeCache(max(2*cfg.BatchSize, 4096))
+		r.decoded.users = projectionUsers(cfg.Projections)
 	}
 	if rd, ok := cfg.Source.(event.AllReader); ok && !cfg.NoSharedReads && len(cfg.Projections) > 1 {
 		r.reads = newReadCache(rd, 8)
@@ -403,7 +404,7 @@ func (r *Runner) subscribe(ctx context.Context, from uint64, handle func(context
 func (r *Runner) applyBatch(ctx context.Context, p Projection, gen int, batch []event.Envelope) error {
 	first, last := batch[0].Position, batch[len(batch)-1].Position
 	r.decoded.predecode(p, batch)
-	return r.cfg.DB.InTx(ctx, func(sqlTx *sql.Tx) error {
+	err := r.cfg.DB.InTx(ctx, func(sqlTx *sql.Tx) error {
 		tx := Tx{Tx: sqlTx, Dialect: r.cfg.DB.Dialect, generation: gen, decoded: r.decoded, db: r.cfg.DB}
 		res, err := tx.exec(ctx, `UPDATE lc_checkpoints SET position = $1 WHERE name = $2 AND generation = $3 AND position = $4`,
 			int64(last), p.Name(), gen, int64(first-1))
@@ -425,6 +426,10 @@ func (r *Runner) applyBatch(ctx context.Context, p Projection, gen int, batch []
 		}
 		return nil
 	})
+	if err == nil {
+		r.decoded.release(p, batch)
+	}
+	return err
 }
 
 // rebuild builds generation gen from position 1 and swaps it in once it has

@@ -43,10 +43,21 @@ func (t Tx) Decode(reg *event.Registry, e *event.Envelope) (event.Event, error) 
 // decodes it, and others needing it wait for that (sync.Once), while
 // others merely decoding ahead skip it, so two projections decoding the
 // same batch ahead share the work between them.
+//
+// A slot is emptied as soon as every projection that decodes its event has
+// applied it (release), so a product following the head keeps only the
+// events between its slowest and fastest projection: the ring's full size
+// is live heap only while projections catch up. That matters because the
+// GC marks every decoded event it holds, and the marks of a live heap
+// twice as large, run on the same two CPUs as the requests, were what made
+// the API's tail (see docs/benchmarks.md, session 6).
 type decodeCache struct {
 	slots        []atomic.Pointer[decodedEvent]
 	mask         uint64
 	hits, misses atomic.Uint64
+	// users counts the projections that will apply e decoded with reg;
+	// nil keeps every event until its slot is reused.
+	users func(reg *event.Registry, e *event.Envelope) int32
 }
 
 type decodedEvent struct {
@@ -56,6 +67,7 @@ type decodedEvent struct {
 	once     sync.Once
 	ev       event.Event
 	err      error
+	left     atomic.Int32 // projections yet to apply it (see release)
 }
 
 func (d *decodedEvent) is(reg *event.Registry, e *event.Envelope) bool {
@@ -87,6 +99,9 @@ func (c *decodeCache) decode(reg *event.Registry, e *event.Envelope, ahead bool)
 		c.hits.Add(1)
 	} else {
 		nd := &decodedEvent{pos: e.Position, id: e.ID, typ: e.Type, registry: reg}
+		if c.users != nil {
+			nd.left.Store(c.users(reg, e))
+		}
 		if !slot.CompareAndSwap(d, nd) {
 			if d = slot.Load(); !d.is(reg, e) { // the slot moved on: decode privately
 				c.misses.Add(1)
@@ -118,6 +133,49 @@ func (c *decodeCache) predecode(p Projection, batch []event.Envelope) {
 		if reg := d.Decodes(&batch[i]); reg != nil {
 			_, _ = c.decode(reg, &batch[i], true)
 		}
+	}
+}
+
+// release records that p has applied batch: a slot whose event every
+// projection decoding it has now applied is emptied, and its decoded value
+// left to the GC once Apply's references are gone. A projection applying
+// an event again (a rebuild, a retried batch) after that decodes it
+// privately, which is only slower.
+func (c *decodeCache) release(p Projection, batch []event.Envelope) {
+	d, ok := p.(Decoding)
+	if !ok || c == nil || c.users == nil {
+		return
+	}
+	for i := range batch {
+		e := &batch[i]
+		reg := d.Decodes(e)
+		if reg == nil {
+			continue
+		}
+		slot := &c.slots[e.Position&c.mask]
+		if s := slot.Load(); s.is(reg, e) && s.left.Add(-1) == 0 {
+			slot.CompareAndSwap(s, nil)
+		}
+	}
+}
+
+// projectionUsers returns decodeCache.users for a runner of ps: how many
+// of them decode e with reg.
+func projectionUsers(ps []Projection) func(*event.Registry, *event.Envelope) int32 {
+	var ds []Decoding
+	for _, p := range ps {
+		if d, ok := p.(Decoding); ok {
+			ds = append(ds, d)
+		}
+	}
+	return func(reg *event.Registry, e *event.Envelope) int32 {
+		n := int32(0)
+		for _, d := range ds {
+			if d.Decodes(e) == reg {
+				n++
+			}
+		}
+		return n
 	}
 }
 

@@ -158,3 +158,75 @@ func TestReadCache(t *testing.T) {
 	read(101, 9) // kept
 	read(1, 10)  // dropped: read again
 }
+
+// TestDecodeCacheRelease checks that a decoded event stays shared until
+// every projection that decodes it has applied it, and is then let go: its
+// slot is empty, and a late decode (a rebuild) gets a correct value of its
+// own. A projection that does not decode an event does not count for it.
+func TestDecodeCacheRelease(t *testing.T) {
+	reg := event.NewRegistry()
+	reg.Register(func() event.Event { return &testEvent{} })
+	evs := testEnvelopes(10)
+	even := func(e *event.Envelope) *event.Registry {
+		if e.Position%2 == 0 {
+			return reg
+		}
+		return nil
+	}
+	all, evenOnly := decodingFunc(func(*event.Envelope) *event.Registry { return reg }), decodingFunc(even)
+	c := newDecodeCache(16)
+	c.users = projectionUsers([]Projection{all, evenOnly, plain{}})
+	held := func() (n int) {
+		for i := range c.slots {
+			if c.slots[i].Load() != nil {
+				n++
+			}
+		}
+		return n
+	}
+	c.predecode(all, evs)
+	c.predecode(evenOnly, evs)
+	first, err := c.decode(reg, &evs[1], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := held(); n != 10 {
+		t.Fatalf("%d slots held after decoding 10 events", n)
+	}
+	c.release(all, evs)
+	// The odd positions had one user; the even ones wait for evenOnly.
+	if n := held(); n != 5 {
+		t.Fatalf("%d slots held after the first projection applied the batch, want the 5 even ones", n)
+	}
+	if again, _ := c.decode(reg, &evs[1], false); again != first {
+		t.Fatal("an event another projection still needs was not shared")
+	}
+	c.release(evenOnly, evs)
+	if n := held(); n != 0 {
+		t.Fatalf("%d slots held after every projection applied the batch", n)
+	}
+	misses := c.misses.Load()
+	late, err := c.decode(reg, &evs[1], false)
+	if err != nil || late == first || late.(*testEvent).N != 2 {
+		t.Fatalf("late decode: %+v (shared %v), %v", late, late == first, err)
+	}
+	if c.misses.Load() != misses+1 {
+		t.Fatal("a late decode was not counted as a decode")
+	}
+	// Without users (no runner), events stay until their slot is reused.
+	keep := newDecodeCache(16)
+	keep.predecode(all, evs)
+	keep.release(all, evs)
+	for i := range evs {
+		if keep.slots[evs[i].Position&keep.mask].Load() == nil {
+			t.Fatalf("position %d let go without a count of users", evs[i].Position)
+		}
+	}
+}
+
+type plain struct{}
+
+func (plain) Name() string                                      { return "plain" }
+func (plain) Version() int                                      { return 1 }
+func (plain) Tables() []Table                                   { return nil }
+func (plain) Apply(context.Context, Tx, []event.Envelope) error { return nil }
