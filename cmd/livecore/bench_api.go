@@ -286,7 +286,11 @@ func softMemoryLimit() {
 // SQLite's memory outside it) under 1 GiB through bench api's overload
 // trials. With 768 MiB two whole benches peaked at 1,007 and 1,025 MiB;
 // with 640 MiB at 880 and 881 MiB, for ~2% more CPU in GC at half load.
-const devMemoryLimit = 640 << 20
+// Once the projections let go of decoded events (session 6) the live heap
+// was ~65 MiB instead of ~110, and 640 MiB let the peak reach 962-983 MiB
+// when the search got far; with 576 MiB, 808-910 MiB for the same GC
+// headroom above the live heap as before.
+const devMemoryLimit = 576 << 20
 
 // resetPeakRSS resets this process's VmHWM to its current RSS (Linux:
 // "5" to /proc/self/clear_refs), so the half-load run reports its own peak.
