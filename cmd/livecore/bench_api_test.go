@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -43,4 +44,36 @@ func TestBenchAPI(t *testing.T) {
 	if placed != 600 {
 		t.Fatalf("%d orders placed in the event store for 600 requests", placed)
 	}
+}
+
+// TestSoftMemoryLimit checks the GC settings dev and bench api run with:
+// the soft limit and GOGC devGCPercent by default, and the environment's
+// GOMEMLIMIT or GOGC left alone.
+func TestSoftMemoryLimit(t *testing.T) {
+	gcPercent, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(gcPercent)
+	t.Cleanup(func() { debug.SetGCPercent(gcPercent); debug.SetMemoryLimit(limit) })
+	check := func(wantGC int, wantLimit int64) {
+		t.Helper()
+		if got := debug.SetGCPercent(-1); got != wantGC {
+			t.Errorf("GOGC %d, want %d", got, wantGC)
+		}
+		debug.SetGCPercent(gcPercent)
+		if got := debug.SetMemoryLimit(-1); got != wantLimit {
+			t.Errorf("memory limit %d, want %d", got, wantLimit)
+		}
+		debug.SetMemoryLimit(limit)
+	}
+	t.Setenv("GOMEMLIMIT", "")
+	t.Setenv("GOGC", "")
+	softMemoryLimit()
+	check(devGCPercent, devMemoryLimit)
+
+	t.Setenv("GOGC", "150")
+	softMemoryLimit()
+	check(gcPercent, devMemoryLimit)
+
+	t.Setenv("GOMEMLIMIT", "2GiB")
+	softMemoryLimit()
+	check(gcPercent, limit)
 }
