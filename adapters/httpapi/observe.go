@@ -151,6 +151,19 @@ func statusClass(code int) string {
 // 5xx (with the internal cause, which the client never sees). Bodies are
 // never logged (they may hold card tokens and personal data).
 func (s *Server) logRequest(r *http.Request, info *reqInfo, sw *statusWriter, route string, elapsed time.Duration) {
+	level := slog.LevelInfo
+	if info.err != nil && (info.err.Code == CodeInternal || info.lateErr) || info.idemErr != nil || sw.status >= 500 {
+		level = slog.LevelError
+	}
+	gone := r.Context().Err() != nil
+	if gone && level == slog.LevelError && info.err != nil && errors.Is(info.err, context.Canceled) {
+		// The client went away; what failed is most likely its cancelled
+		// context, not the server.
+		level = slog.LevelWarn
+	}
+	if !s.cfg.Logger.Enabled(r.Context(), level) {
+		return // nothing to build: a line per request costs more than some requests
+	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("route", route),
@@ -170,30 +183,19 @@ func (s *Server) logRequest(r *http.Request, info *reqInfo, sw *statusWriter, ro
 	if info.idem != "" {
 		attrs = append(attrs, slog.String("idempotency", info.idem))
 	}
-	level := slog.LevelInfo
 	if info.err != nil {
 		attrs = append(attrs, slog.String("code", string(info.err.Code)))
 		if info.err.Code == CodeInternal || info.lateErr {
-			level = slog.LevelError
 			attrs = append(attrs, slog.String("error", info.err.Error()))
 		} else if info.err.Err != nil {
 			attrs = append(attrs, slog.String("cause", info.err.Err.Error()))
 		}
 	}
 	if info.idemErr != nil {
-		level = slog.LevelError
 		attrs = append(attrs, slog.String("idempotency_error", info.idemErr.Error()))
 	}
-	if sw.status >= 500 {
-		level = slog.LevelError
-	}
-	if r.Context().Err() != nil {
-		// The client went away; what failed is most likely its cancelled
-		// context, not the server.
+	if gone {
 		attrs = append(attrs, slog.Bool("client_gone", true))
-		if level == slog.LevelError && info.err != nil && errors.Is(info.err, context.Canceled) {
-			level = slog.LevelWarn
-		}
 	}
 	s.cfg.Logger.LogAttrs(r.Context(), level, "http request", attrs...)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -328,6 +329,26 @@ func TestRequestAndCorrelationIDsAndOneLogLinePerRequest(t *testing.T) {
 	}
 	if lines[1]["request_id"] != gen {
 		t.Errorf("second line request_id %v, want %s", lines[1]["request_id"], gen)
+	}
+}
+
+// TestRequestLogFollowsTheLevel checks that with the log at WARN a request
+// that went well leaves no line (the line is not even built) while a
+// failed one is still logged, at ERROR.
+func TestRequestLogFollowsTheLevel(t *testing.T) {
+	warn := &logBuffer{}
+	e := newEnv(t, func(c *httpapi.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(warn, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	e.do(e.req("GET", "/v1/orders/a", e.checkout, ""), true)
+	if lines := warn.requests(t); len(lines) != 0 {
+		t.Fatalf("a 404 was logged at WARN: %v", lines)
+	}
+	e.app.cancel = func(http.ResponseWriter, *http.Request) error { return errors.New("disk on fire") }
+	e.do(e.req("POST", "/v1/orders/ord_1/cancel", e.checkout, `{"reason":"x"}`, "Idempotency-Key", newIdemKey()), true)
+	lines := warn.requests(t)
+	if len(lines) != 1 || lines[0]["level"] != "ERROR" || lines[0]["status"] != float64(500) || lines[0]["error"] == nil {
+		t.Fatalf("a 500 at WARN: %v", lines)
 	}
 }
 
