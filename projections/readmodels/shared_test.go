@@ -73,8 +73,16 @@ func TestProjectorsDoNotFailEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAll(t, cfg, head)
-	t.Logf("%d events in batches of 50 by %d projections: %d transactions retried after a serialization failure", head, len(projs), db.Retries())
-	if db.Retries() > 0 {
-		t.Errorf("%d serialization failures among projections that share no rows", db.Retries())
+	txs := int64(head+49) / 50 * int64(len(projs))
+	t.Logf("%d events in batches of 50 by %d projections (~%d transactions): %d transactions retried after a serialization failure", head, len(projs), txs, db.Retries())
+	// Not zero: PostgreSQL's SSI locks the B-tree *pages* an index lookup
+	// reads, and an update that cannot be HOT (its heap page full of row
+	// versions a concurrent snapshot still sees) adds an index entry to the
+	// one leaf page every projection reads its checkpoint from: a false
+	// positive the PostgreSQL manual documents. It happened in 1 of ~8 full
+	// test runs, 2 retries in ~1,500 transactions. The storms this test
+	// guards against (sequential scans) retried most transactions.
+	if db.Retries()*200 > txs {
+		t.Errorf("%d serialization failures in ~%d transactions among projections that share no rows (allowed: 0.5%%)", db.Retries(), txs)
 	}
 }
