@@ -201,7 +201,7 @@ func (s *Store) storedSame(ctx context.Context, tx *groupState, loc idLoc, e *ev
 		// offer it again once the group is durable and readable.
 		return false, fmt.Errorf("replicate %s: event %s v%d is being written; offer it again", e.StreamID, e.ID, e.Version)
 	}
-	if h, ok := s.heads[e.StreamID]; ok && h.version == e.Version {
+	if h, ok := s.heads.get(e.StreamID); ok && h.version == e.Version {
 		return h.hash == e.Hash, nil
 	}
 	got, err := s.ReadStream(ctx, e.StreamID, e.Version, 1)

@@ -63,9 +63,10 @@ type Config struct {
 	// HeadCacheSize bounds how many stream heads the committer keeps in
 	// memory; others are read from disk on demand (one Pebble read; new
 	// streams are ruled out by the key filter without one). Default
-	// 1<<14: a head costs ~300 bytes of Go heap (with its stream name)
+	// 1<<14: a head costs ~160 bytes of Go heap (with its stream name)
 	// that the GC marks on every cycle; 1<<18 heads were a quarter of the
-	// API's live heap after 300k orders, and every order is a new stream.
+	// API's live heap after 300k orders, and every order is a new stream
+	// (see headCache).
 	HeadCacheSize int
 	// Logger receives Pebble's messages (Info as Debug). Default slog.Default().
 	Logger *slog.Logger
@@ -165,7 +166,7 @@ type Store struct {
 	// that found it idle (lead). It guards the fields below.
 	commitMu   sync.Mutex
 	globalHash event.Hash
-	heads      map[string]streamHead
+	heads      *headCache
 	group      []*appendReq
 	tx         groupState
 	active     float64       // recent concurrent appends (see gather)
@@ -240,7 +241,7 @@ func Open(cfg Config) (*Store, error) {
 		quit:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		moved:   make(chan struct{}),
-		heads:   map[string]streamHead{},
+		heads:   newHeadCache(cfg.HeadCacheSize),
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref() // Pebble holds its own reference
@@ -328,7 +329,7 @@ func (s *Store) recover() error {
 	}
 	s.head.Store(e.Position)
 	s.globalHash = e.GlobalHash
-	s.heads[e.StreamID] = h
+	s.heads.put(e.StreamID, h)
 	return nil
 }
 
@@ -622,11 +623,8 @@ func (s *Store) commit() {
 		}
 		return
 	}
-	if len(s.heads)+len(tx.heads) > s.cfg.HeadCacheSize {
-		s.evictHeads(len(tx.heads))
-	}
 	for stream, h := range tx.heads {
-		s.heads[stream] = h
+		s.heads.put(stream, h)
 	}
 	s.globalHash = tx.globalHash
 	s.appends.Add(tx.appends)
@@ -666,17 +664,6 @@ func (s *Store) apply(b *pebble.Batch) (err error) {
 
 // evictHeads drops cached heads (map order is arbitrary enough) to make
 // room for n more.
-func (s *Store) evictHeads(n int) {
-	drop := len(s.heads) + n - s.cfg.HeadCacheSize + s.cfg.HeadCacheSize/8
-	for k := range s.heads {
-		if drop <= 0 {
-			break
-		}
-		delete(s.heads, k)
-		drop--
-	}
-}
-
 func (s *Store) publishHead(pos uint64) {
 	s.headMu.Lock()
 	s.head.Store(pos)
@@ -800,7 +787,7 @@ func (s *Store) streamHead(tx *groupState, stream string) (streamHead, error) {
 	if h, ok := tx.heads[stream]; ok {
 		return h, nil
 	}
-	if h, ok := s.heads[stream]; ok {
+	if h, ok := s.heads.get(stream); ok {
 		return h, nil
 	}
 	h, _, err := s.loadHead(stream)
