@@ -234,10 +234,11 @@ func decodeRecord(b []byte) (*localDone, error) {
 func (s *LocalIdempotencyStore) kvPut(k IdemKey, d *localDone) error {
 	b := s.kv.NewBatch()
 	defer b.Close()
-	if err := b.Set(kvExpiryKey(d.expAt, k), encodeRecord(d), nil); err != nil {
+	exp := uint64(micros(d.expAt))
+	if err := b.Set(kvExpiryKeyMicros(exp, k), encodeRecord(d), nil); err != nil {
 		return err
 	}
-	ptr := binary.BigEndian.AppendUint64([]byte{kvPointerVersion}, uint64(micros(d.expAt)))
+	ptr := binary.BigEndian.AppendUint64([]byte{kvPointerVersion}, exp)
 	if err := b.Set(kvRecordKey(k), ptr, nil); err != nil {
 		return err
 	}

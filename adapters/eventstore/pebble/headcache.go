@@ -1,7 +1,7 @@
 package pebble
 
-// headCache holds the stream heads the committer knows, at most max of
-// them, in two generations: new heads go into cur, and when cur is full it
+// headCache holds the stream heads the committer knows, at most size of
+// them (newHeadCache), in two generations: new heads go into cur, and when cur is full it
 // becomes prev and a fresh map takes its place, dropping the old prev. A
 // head read from prev stays there (writes, not reads, keep a head in cur).
 //
@@ -34,7 +34,3 @@ func (c *headCache) put(stream string, h streamHead) {
 	}
 	c.cur[stream] = h
 }
-
-// len is how many heads the cache holds (a stream in both generations
-// counts twice).
-func (c *headCache) len() int { return len(c.cur) + len(c.prev) }

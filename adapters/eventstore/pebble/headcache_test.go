@@ -82,3 +82,7 @@ func TestHeadCache(t *testing.T) {
 	runtime.KeepAlive(churned)
 	runtime.KeepAlive(fresh)
 }
+
+// len is how many heads the cache holds (a stream in both generations
+// counts twice).
+func (c *headCache) len() int { return len(c.cur) + len(c.prev) }

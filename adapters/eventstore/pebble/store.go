@@ -662,8 +662,6 @@ func (s *Store) apply(b *pebble.Batch) (err error) {
 	return nil
 }
 
-// evictHeads drops cached heads (map order is arbitrary enough) to make
-// room for n more.
 func (s *Store) publishHead(pos uint64) {
 	s.headMu.Lock()
 	s.head.Store(pos)
