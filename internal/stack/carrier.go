@@ -15,6 +15,7 @@ import (
 
 	"github.com/livecore/livecore/adapters/httpapi"
 	"github.com/livecore/livecore/domain/event"
+	"github.com/livecore/livecore/internal/durable"
 	"github.com/livecore/livecore/workflows/bnpl"
 	"github.com/livecore/livecore/workflows/fulfillment"
 )
@@ -99,23 +100,8 @@ func readCheckpoint(file string) (uint64, error) {
 	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }
 
-// writeCheckpoint replaces the file atomically (write, fsync, rename).
+// writeCheckpoint replaces the file durably (write, fsync, rename, fsync
+// the directory).
 func writeCheckpoint(file string, pos uint64) error {
-	tmp := file + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(strconv.FormatUint(pos, 10) + "\n"); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, file)
+	return durable.WriteFile(file, []byte(strconv.FormatUint(pos, 10)+"\n"))
 }

@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +53,7 @@ import (
 
 	"github.com/livecore/livecore/domain/event"
 	"github.com/livecore/livecore/domain/order"
+	"github.com/livecore/livecore/internal/durable"
 	"github.com/livecore/livecore/workflows/bnpl"
 	"github.com/livecore/livecore/workflows/checkout"
 	"github.com/livecore/livecore/workflows/refund"
@@ -463,29 +463,7 @@ func ReadCheckpoint(file string) (uint64, error) {
 // WriteCheckpoint replaces file with pos, durably: write a temporary file,
 // fsync it, rename it over file, fsync the directory.
 func WriteCheckpoint(file string, pos uint64) error {
-	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("dispatcher: checkpoint: %w", err)
-	}
-	_, err = f.WriteString(strconv.FormatUint(pos, 10) + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, file)
-	}
-	if err == nil {
-		var dir *os.File
-		if dir, err = os.Open(filepath.Dir(file)); err == nil {
-			err = dir.Sync()
-			_ = dir.Close()
-		}
-	}
-	if err != nil {
+	if err := durable.WriteFile(file, []byte(strconv.FormatUint(pos, 10)+"\n")); err != nil {
 		return fmt.Errorf("dispatcher: checkpoint: %w", err)
 	}
 	return nil
