@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -52,36 +53,67 @@ type DB struct {
 	// retries counts transactions InTx tried again after a serialization
 	// failure (PostgreSQL).
 	retries atomic.Int64
+	// unsynced is the marker and pacer of a SQLite writer without fsync
+	// (SQLiteOptions.Unsynced), nil otherwise.
+	unsynced *unsyncedGuard
 }
 
 // Retries is how many times InTx retried a transaction after a
 // serialization failure since the DB was opened.
 func (db *DB) Retries() int64 { return db.retries.Load() }
 
-// OpenSQLite opens (creating) a SQLite file in WAL mode. SQLite has one
-// writer at a time, so the pool writes through one connection. Statement
-// journals stay in memory (temp_store): a multi-row upsert keeps one to
-// undo itself if it fails half-way, and in a file that cost two write
-// system calls per page it changed, about a third of the live projector's
-// work.
-func OpenSQLite(path string) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=foreign_keys(ON)&_txlock=immediate"
+// OpenSQLite opens (creating) a SQLite file in WAL mode, synced:
+// OpenSQLiteWith with no options.
+func OpenSQLite(path string) (*DB, error) { return OpenSQLiteWith(path, SQLiteOptions{}) }
+
+// OpenSQLiteWith opens (creating) a SQLite file in WAL mode. SQLite has
+// one writer at a time, so the pool writes through one connection.
+// Statement journals stay in memory (temp_store): a multi-row upsert keeps
+// one to undo itself if it fails half-way, and in a file that cost two
+// write system calls per page it changed, about a third of the live
+// projector's work. See SQLiteOptions.Unsynced for the writer's fsyncs.
+func OpenSQLiteWith(path string, o SQLiteOptions) (*DB, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := checkMarker(path, o, log); err != nil {
+		return nil, err
+	}
+	var guard *unsyncedGuard
+	if o.Unsynced {
+		var err error
+		if guard, err = startUnsynced(path); err != nil {
+			return nil, err
+		}
+	}
+	synchronous := "NORMAL"
+	if guard != nil {
+		synchronous = "OFF"
+	}
+	fail := func(err error) (*DB, error) {
+		if guard != nil {
+			_ = guard.close(err) // keeps the marker: SQLite may have written
+		}
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(" + synchronous + ")&_pragma=temp_store(MEMORY)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return fail(err)
 	}
 	db.SetMaxOpenConns(1)
 	if err := db.Ping(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return fail(err)
 	}
 	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		return fail(err)
 	}
 	r.SetMaxOpenConns(4)
-	return &DB{DB: r, Dialect: SQLite, w: db, stmts: &stmtCache{ready: map[string]*sql.Stmt{}, wanted: map[string]bool{}}, turn: make(chan struct{}, 1)}, nil
+	return &DB{DB: r, Dialect: SQLite, w: db, stmts: &stmtCache{ready: map[string]*sql.Stmt{}, wanted: map[string]bool{}}, turn: make(chan struct{}, 1), unsynced: guard}, nil
 }
 
 // OpenPostgres opens a PostgreSQL or CockroachDB database by DSN: a pool
@@ -214,12 +246,16 @@ func isSQLiteBusy(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "SQLITE_BUSY") || strings.Contains(err.Error(), "database is locked"))
 }
 
-// Close closes both pools.
+// Close closes both pools. An unsynced writer's database is then synced
+// and its marker removed (SQLiteOptions.Unsynced).
 func (db *DB) Close() error {
 	db.stmts.close()
 	err := db.DB.Close()
 	if db.w != db.DB {
 		err = errors.Join(err, db.w.Close())
+	}
+	if db.unsynced != nil {
+		err = errors.Join(err, db.unsynced.close(err))
 	}
 	return err
 }

@@ -66,6 +66,7 @@ Point parts at real infrastructure with --kafka-brokers and
 	f.StringVar(&c.stack.TemporalAddress, "temporal-address", envOr("LIVECORE_TEMPORAL_ADDRESS", ""), "Temporal frontend host:port; empty runs the embedded server (env LIVECORE_TEMPORAL_ADDRESS)")
 	f.IntVar(&c.stack.TemporalPort, "temporal-port", 7233, "frontend port of the embedded Temporal server")
 	f.BoolVar(&c.reset, "reset", false, "delete --data-dir before starting")
+	f.BoolVar(&c.stack.SyncReadModels, "sync-read-models", envOr("LIVECORE_SYNC_READ_MODELS", "") == "true", "fsync the SQLite read models; by default they are written without fsync and rebuilt from the event log after an operating-system crash (env LIVECORE_SYNC_READ_MODELS=true)")
 	f.StringVar(&c.stack.DemoTenant, "demo-tenant", "demo", "tenant created on first start with checkout, finance and ops keys and demo stock")
 	return cmd
 }

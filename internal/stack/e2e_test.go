@@ -53,7 +53,14 @@ func (b *syncBuffer) Bytes() []byte {
 // tweak adjusts its configuration first (e.g. another event store).
 func bootProduct(t *testing.T, tweaks ...func(*stack.Config)) *product {
 	t.Helper()
-	dir := t.TempDir()
+	p, _ := bootProductIn(t, t.TempDir(), tweaks...)
+	return p
+}
+
+// bootProductIn is bootProduct in dir; stop shuts the product down (the
+// test's cleanup does too), so that another can start in dir.
+func bootProductIn(t *testing.T, dir string, tweaks ...func(*stack.Config)) (p *product, stop func()) {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -77,12 +84,16 @@ func bootProduct(t *testing.T, tweaks ...func(*stack.Config)) *product {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		s.Close()
-	})
-	return &product{s: s, base: "http://" + ln.Addr().String(), dir: dir, logs: logs, hc: &http.Client{Timeout: 30 * time.Second}}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			wg.Wait()
+			s.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return &product{s: s, base: "http://" + ln.Addr().String(), dir: dir, logs: logs, hc: &http.Client{Timeout: 30 * time.Second}}, stop
 }
 
 // call is one request; strict validates the request against the spec too
