@@ -109,16 +109,25 @@ func TestUnsyncedWriterMarksAndCleansUp(t *testing.T) {
 	}
 }
 
-func TestUnsyncedProcessCrashKeepsTheReadModels(t *testing.T) {
+// crashedInBootA leaves a database of rows rows written unsynced in boot
+// "boot-a" by a writer that crashed; it returns its path.
+func crashedInBootA(t *testing.T, rows int) string {
+	t.Helper()
 	withBootID(t, "boot-a")
 	path := filepath.Join(t.TempDir(), "rm.db")
 	db, err := OpenSQLiteWith(path, SQLiteOptions{Unsynced: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	insertRow(t, db, 1)
-	insertRow(t, db, 2)
+	for i := range rows {
+		insertRow(t, db, i)
+	}
 	crash(t, db)
+	return path
+}
+
+func TestUnsyncedProcessCrashKeepsTheReadModels(t *testing.T) {
+	path := crashedInBootA(t, 2)
 
 	// Same boot: the kernel kept every page; a synced reader and the next
 	// unsynced writer both use the database as it is.
@@ -132,7 +141,7 @@ func TestUnsyncedProcessCrashKeepsTheReadModels(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err = OpenSQLiteWith(path, SQLiteOptions{Unsynced: true})
+	db, err := OpenSQLiteWith(path, SQLiteOptions{Unsynced: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,14 +152,7 @@ func TestUnsyncedProcessCrashKeepsTheReadModels(t *testing.T) {
 }
 
 func TestUnsyncedMachineCrashRebuilds(t *testing.T) {
-	withBootID(t, "boot-a")
-	path := filepath.Join(t.TempDir(), "rm.db")
-	db, err := OpenSQLiteWith(path, SQLiteOptions{Unsynced: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	insertRow(t, db, 1)
-	crash(t, db)
+	path := crashedInBootA(t, 1)
 
 	// The machine restarted (another boot ID): pages may be lost.
 	withBootID(t, "boot-b")
@@ -161,7 +163,7 @@ func TestUnsyncedMachineCrashRebuilds(t *testing.T) {
 		t.Fatalf("a synced open must leave the suspect database alone: %v", err)
 	}
 	var logged strings.Builder
-	db, err = OpenSQLiteWith(path, SQLiteOptions{Unsynced: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	db, err := OpenSQLiteWith(path, SQLiteOptions{Unsynced: true, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
