@@ -18,7 +18,7 @@ import (
 // files every second wrote ~40 MB at once and stretched the API's p99. In
 // slices the disk sees the same bytes as an even stream.
 func (g *unsyncedGuard) pace() {
-	t := time.NewTicker(writebackPass / writebackSteps)
+	t := time.NewTicker(g.step)
 	defer t.Stop()
 	files := map[string]*os.File{}
 	defer func() {
@@ -34,9 +34,16 @@ func (g *unsyncedGuard) pace() {
 		}
 		for _, name := range []string{g.path, g.path + "-wal"} {
 			f := files[name]
+			if step == 0 && f != nil {
+				// Once a pass, open the files again: SQLite deletes the
+				// WAL when its last connection closes and makes a new one.
+				f.Close()
+				f = nil
+			}
 			if f == nil {
 				var err error
 				if f, err = os.Open(name); err != nil {
+					delete(files, name)
 					continue // not there yet (or gone): the next pass
 				}
 				files[name] = f
@@ -46,7 +53,13 @@ func (g *unsyncedGuard) pace() {
 				continue
 			}
 			slice := st.Size()/writebackSteps + 1
-			_ = unix.SyncFileRange(int(f.Fd()), step*slice, slice, unix.SYNC_FILE_RANGE_WRITE)
+			_ = startWriteback(int(f.Fd()), step*slice, slice)
 		}
 	}
+}
+
+// startWriteback starts writing back the dirty pages of [off, off+n) of
+// fd's file and waits for nothing (tests replace it).
+var startWriteback = func(fd int, off, n int64) error {
+	return unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WRITE)
 }

@@ -82,6 +82,7 @@ var readBootID = func() (string, error) {
 // unsyncedGuard is an unsynced writer's marker and pacer.
 type unsyncedGuard struct {
 	path, marker string
+	step         time.Duration // between the pacer's steps
 	stop         chan struct{}
 	done         sync.WaitGroup
 }
@@ -128,7 +129,7 @@ func startUnsynced(path string) (*unsyncedGuard, error) {
 	if err != nil {
 		return nil, nil
 	}
-	g := &unsyncedGuard{path: path, marker: path + ".unsynced", stop: make(chan struct{})}
+	g := &unsyncedGuard{path: path, marker: path + ".unsynced", step: writebackPass / writebackSteps, stop: make(chan struct{})}
 	if err := durable.WriteFile(g.marker, []byte(boot+"\n")); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: marker: %w", path, err)
 	}
