@@ -98,3 +98,25 @@ func TestReadModelsRebuiltAfterMachineCrash(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncReadModels: with SyncReadModels the read models keep SQLite's
+// fsyncs (synchronous=NORMAL) and no marker is written.
+func TestSyncReadModels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the whole product")
+	}
+	dir := t.TempDir()
+	p, _ := bootProductIn(t, dir, func(c *stack.Config) { c.NoTemporal, c.NoKafka, c.SyncReadModels = true, true, true })
+	if _, err := os.Stat(filepath.Join(dir, "readmodels.db.unsynced")); !os.IsNotExist(err) {
+		t.Fatalf("marker with SyncReadModels: %v, want none", err)
+	}
+	var mode int
+	if err := p.s.ReadDB.InTx(context.Background(), func(tx *sql.Tx) error {
+		return tx.QueryRow("PRAGMA synchronous").Scan(&mode)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if mode != 1 {
+		t.Fatalf("PRAGMA synchronous = %d with SyncReadModels, want 1 (NORMAL)", mode)
+	}
+}
