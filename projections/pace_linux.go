@@ -20,10 +20,13 @@ import (
 func (g *unsyncedGuard) pace() {
 	t := time.NewTicker(g.step)
 	defer t.Stop()
-	files := map[string]*os.File{}
+	names := [2]string{g.path, g.path + "-wal"}
+	var files [2]*os.File
 	defer func() {
 		for _, f := range files {
-			f.Close()
+			if f != nil {
+				f.Close()
+			}
 		}
 	}()
 	for step := int64(0); ; step = (step + 1) % writebackSteps {
@@ -32,28 +35,24 @@ func (g *unsyncedGuard) pace() {
 			return
 		case <-t.C:
 		}
-		for _, name := range []string{g.path, g.path + "-wal"} {
-			f := files[name]
-			if step == 0 && f != nil {
-				// Once a pass, open the files again: SQLite deletes the
-				// WAL when its last connection closes and makes a new one.
-				f.Close()
-				f = nil
+		for i, f := range files {
+			if step == 0 {
+				// Open the files again once a pass: SQLite deletes the
+				// WAL when its last connection closes and makes a new
+				// one. One not there (yet) waits for the next pass.
+				if f != nil {
+					f.Close()
+				}
+				f, _ = os.Open(names[i])
+				files[i] = f
 			}
 			if f == nil {
-				var err error
-				if f, err = os.Open(name); err != nil {
-					delete(files, name)
-					continue // not there yet (or gone): the next pass
-				}
-				files[name] = f
-			}
-			st, err := f.Stat()
-			if err != nil {
 				continue
 			}
-			slice := st.Size()/writebackSteps + 1
-			_ = startWriteback(int(f.Fd()), step*slice, slice)
+			if st, err := f.Stat(); err == nil {
+				slice := st.Size()/writebackSteps + 1
+				_ = startWriteback(int(f.Fd()), step*slice, slice)
+			}
 		}
 	}
 }

@@ -301,7 +301,7 @@ const devGCPercent = 800
 // SQLite's memory outside it) under 1 GiB through bench api's overload
 // trials. With 768 MiB two whole benches peaked at 1,007 and 1,025 MiB;
 // with 640 MiB at 880 and 881 MiB, for ~2% more CPU in GC at half load.
-// Once the projections let go of decoded events (session 6) the live heap
+// Once the projections let go of decoded events the live heap
 // was ~65 MiB instead of ~110, and 640 MiB let the peak reach 962-983 MiB
 // when the search got far; with 576 MiB, 808-910 MiB for the same GC
 // headroom above the live heap as before.
